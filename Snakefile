@@ -1,0 +1,53 @@
+# GradientHide: a federated-learning defense against gradient inversion, evaluated side by
+# side with the field's defenses and attacks. See README.md; the stages live in rules/*.smk.
+
+import os
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version
+
+from gradienthide import config as gh_config
+
+min_version("9.0")
+
+# Jobs (local, conda or SLURM) import the gradienthide package from this checkout.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
+
+# A --configfile given on the command line is a whole experiment; otherwise the default.
+if not workflow.overwrite_configfiles:
+    workflow.configfile(os.path.join(workflow.basedir, "config.yaml"))
+
+try:
+    _validated = gh_config.validate_config(config, gh_config.load_schema(os.path.join(workflow.basedir, "schemas", "config.schema.yaml")))
+    gh_config.preflight(_validated)
+except (gh_config.ConfigError, FileNotFoundError, ValueError) as error:
+    raise WorkflowError(str(error)) from None
+config.clear()
+config.update(_validated)
+
+OUT = config["output_dir"]
+RUNS = gh_config.defense_runs(config)
+ATTACK_ROUNDS = config["training"]["attack_rounds"]
+SHARDS = list(range(gh_config.shard_count(config)))
+THREADS = config["threads"]
+
+wildcard_constraints:
+    defense=r"[A-Za-z0-9_.\-]+",
+    attack=r"[A-Za-z0-9_]+",
+    round=r"\d+",
+    shard=r"\d+",
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/clip.smk"
+include: "rules/train.smk"
+include: "rules/attack.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        rules.aggregate.output,
+        rules.figures.output,
+    default_target: True

@@ -1,0 +1,127 @@
+"""Reading and writing the pipeline's artifacts: atomically, checksummed, without pickle.
+
+Tensors go to safetensors with a sha256 of their contents in the file's metadata, so a
+truncated or edited file is detected on load instead of silently used. Tables go to Parquet.
+Every writer writes to a temporary file beside the target and renames it into place, so an
+interrupted job never leaves a half-written artifact under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import pandas as pd
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+CHECKSUM_KEY = "gradienthide.sha256"
+
+
+class CorruptArtifactError(RuntimeError):
+    """An artifact exists but its contents cannot be trusted."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; move it onto `path` only if the block succeeds."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def tensors_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
+    """A digest of names, dtypes, shapes and bytes, independent of insertion order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, object] | None = None) -> str:
+    """Write `tensors` to a safetensors file; returns the content checksum stored with them.
+
+    `metadata` values that are not strings are stored as JSON.
+    """
+    contiguous = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
+    checksum = tensors_sha256(contiguous)
+    meta = {key: value if isinstance(value, str) else json.dumps(value) for key, value in (metadata or {}).items()}
+    meta[CHECKSUM_KEY] = checksum
+    with atomic_path(path) as tmp:
+        save_file(contiguous, str(tmp), metadata=meta)
+    return checksum
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CorruptArtifactError(f"{path}: not a readable safetensors file ({error})") from error
+
+
+def load_tensors(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Load a file written by `save_tensors`, verifying its checksum."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: artifact not found")
+    metadata = read_metadata(path)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CorruptArtifactError(f"{path}: not a readable safetensors file ({error})") from error
+    expected = metadata.get(CHECKSUM_KEY)
+    if expected is None:
+        raise CorruptArtifactError(f"{path}: no {CHECKSUM_KEY} in metadata; not written by gradienthide")
+    actual = tensors_sha256(tensors)
+    if actual != expected:
+        raise CorruptArtifactError(f"{path}: checksum mismatch (stored {expected[:12]}, contents {actual[:12]}); delete it and rerun")
+    return {name: t.to(device) for name, t in tensors.items()}
+
+
+def load_json_metadata(path: str | os.PathLike, key: str):
+    metadata = read_metadata(path)
+    if key not in metadata:
+        raise CorruptArtifactError(f"{path}: metadata key {key!r} missing")
+    return json.loads(metadata[key])
+
+
+def save_table(path: str | os.PathLike, table: pd.DataFrame) -> None:
+    """Write a DataFrame to Parquet (or CSV when the path ends in .csv), atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".csv":
+            table.to_csv(tmp, index=False)
+        else:
+            table.to_parquet(tmp, index=False, engine="pyarrow")
+
+
+def load_table(path: str | os.PathLike, required_columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: table not found")
+    try:
+        table = pd.read_parquet(path, engine="pyarrow")
+    except Exception as error:  # pyarrow raises several types for damaged files
+        raise CorruptArtifactError(f"{path}: not a readable Parquet file ({error})") from error
+    missing = [column for column in required_columns if column not in table.columns]
+    if missing:
+        raise CorruptArtifactError(f"{path}: missing columns {missing}")
+    return table

@@ -1,0 +1,74 @@
+"""The interface every attack implements, and helpers shared by gradient-matching attacks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+
+@dataclass
+class AttackTarget:
+    """One uploaded update to invert, with what the attacker knows about it."""
+
+    update: dict[str, torch.Tensor]  # the uploaded parameter change, by name
+    num_samples: int
+    known_labels: torch.Tensor | None = None  # given under the known-labels threat model
+
+
+@dataclass
+class Attack:
+    """A gradient inversion attack. Subclasses are dataclasses whose fields are the config's knobs.
+
+    `reconstruct` returns, for each target, a [num_samples, C, H, W] tensor in [0, 1] and
+    the labels it used (known or recovered).
+    """
+
+    name: ClassVar[str]
+
+    def reconstruct(self, model: nn.Module, targets: list[AttackTarget], image_shape: tuple[int, int, int],
+                    seed: int, progress: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_params(cls, params: dict | None) -> "Attack":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(params or {}) - known)
+        if unknown:
+            raise ValueError(f"attacks.{cls.name}: unknown parameters {unknown} (known: {sorted(known)})")
+        return cls(**(params or {}))
+
+
+def classifier_bias_name(model: nn.Module) -> str:
+    """Name of the bias of the model's last linear layer (the logits)."""
+    last = None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            last = f"{name}.bias" if name else "bias"
+    if last is None:
+        raise ValueError("label recovery needs a final nn.Linear layer with a bias")
+    return last
+
+
+def recover_labels(update: dict[str, torch.Tensor], bias_name: str, batch_size: int) -> torch.Tensor:
+    """Labels of a batch from the sign of the logits' bias gradient.
+
+    For cross-entropy the bias gradient is mean(softmax - onehot): negative exactly for the
+    classes in the batch (when the model is not yet confident). An SGD update is minus the
+    gradient, so classes present have a positive bias update. The classes found are
+    listed once each, most strongly signalled first; the rest of the batch repeats the strongest.
+    """
+    signal = update[bias_name].detach().float()
+    ranked = torch.argsort(signal, descending=True)
+    present = ranked[: max(1, min(batch_size, int((signal > 0).sum())))]
+    fill = present[:1].repeat(batch_size - len(present))
+    return torch.cat([present, fill])
+
+
+def total_variation(images: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between neighbouring pixels (anisotropic TV)."""
+    dx = (images[..., :, 1:] - images[..., :, :-1]).abs().mean()
+    dy = (images[..., 1:, :] - images[..., :-1, :]).abs().mean()
+    return dx + dy

@@ -1,0 +1,173 @@
+"""The experiment configuration: validation against the JSON schema, defaults, and the job grid."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names every offending key."""
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    with open(path) as handle:
+        return yaml.safe_load(handle)
+
+
+def _dotted(path) -> str:
+    return ".".join(str(part) for part in path) or "<top level>"
+
+
+def _fill_defaults(instance: Any, schema: dict) -> None:
+    """Insert the schema's `default` values for absent keys, recursively."""
+    if not isinstance(instance, dict):
+        return
+    for key, subschema in schema.get("properties", {}).items():
+        if key not in instance and "default" in subschema:
+            instance[key] = copy.deepcopy(subschema["default"])
+        if key in instance:
+            _fill_defaults(instance[key], subschema)
+
+
+def validate_config(config: dict, schema: dict | None = None) -> dict:
+    """Check `config` against the schema and the rules the schema cannot express.
+
+    Returns a copy with defaults filled in; raises ConfigError naming each bad key.
+    """
+    schema = schema or load_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = []
+        for error in errors:
+            where = _dotted(error.absolute_path)
+            if error.validator == "additionalProperties":
+                unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+                allowed = ", ".join(sorted(error.schema.get("properties", {}))) or "none"
+                for key in unknown:
+                    lines.append(f"{_dotted([*error.absolute_path, key])}: unknown key (allowed here: {allowed})")
+            elif error.validator == "oneOf":
+                lines.append(f"{where}: {error.instance!r} is neither a single value nor a list of values of the right type")
+            else:
+                lines.append(f"{where}: {error.message}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+
+    config = copy.deepcopy(config)
+    _fill_defaults(config, schema)
+    _check_consistency(config)
+    return config
+
+
+def _check_consistency(config: dict) -> None:
+    training, data, attack = config["training"], config["data"], config["attack"]
+    problems = []
+    late = [r for r in training["attack_rounds"] if r > training["rounds"]]
+    if late:
+        problems.append(f"training.attack_rounds: rounds {late} exceed training.rounds={training['rounds']}")
+    if training["clients_per_round"] > data["num_clients"]:
+        problems.append(
+            f"training.clients_per_round={training['clients_per_round']} exceeds data.num_clients={data['num_clients']}"
+        )
+    if attack["clients_per_round"] > training["clients_per_round"]:
+        problems.append(
+            f"attack.clients_per_round={attack['clients_per_round']} exceeds "
+            f"training.clients_per_round={training['clients_per_round']}"
+        )
+    if data["dataset"] == "npz" and not data.get("path"):
+        problems.append("data.path: required when data.dataset is 'npz'")
+    from gradienthide.defenses import DEFENSES
+    from gradienthide.attacks import ATTACKS
+
+    for name in config["defenses"]:
+        if name not in DEFENSES:
+            problems.append(f"defenses.{name}: no such defense (known: {', '.join(sorted(DEFENSES))})")
+    for name in config["attacks"]:
+        if name not in ATTACKS:
+            problems.append(f"attacks.{name}: no such attack (known: {', '.join(sorted(ATTACKS))})")
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def load_config(path: str | Path) -> dict:
+    with open(path) as handle:
+        return validate_config(yaml.safe_load(handle))
+
+
+# --- the job grid -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DefenseRun:
+    """One training job: a defense at one setting of its parameters."""
+
+    run_id: str
+    defense: str
+    params: dict
+
+
+def _format_value(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def defense_runs(config: dict) -> dict[str, DefenseRun]:
+    """Expand `defenses:` into training jobs; a list-valued parameter is a sweep.
+
+    A defense without lists keeps its bare name as run id; a swept one gets one run per
+    combination, named `<defense>-<param><value>...` over the swept parameters only.
+    """
+    runs: dict[str, DefenseRun] = {}
+    for defense, params in config["defenses"].items():
+        params = params or {}
+        swept = sorted(key for key, value in params.items() if isinstance(value, list))
+        fixed = {key: value for key, value in params.items() if key not in swept}
+        for values in itertools.product(*(params[key] for key in swept)):
+            setting = dict(zip(swept, values))
+            suffix = "".join(f"-{key}{_format_value(value)}" for key, value in setting.items())
+            run_id = f"{defense}{suffix}"
+            runs[run_id] = DefenseRun(run_id, defense, {**fixed, **setting})
+    return runs
+
+
+def shard_count(config: dict) -> int:
+    return math.ceil(config["attack"]["clients_per_round"] / config["attack"]["shard_size"])
+
+
+def shard_positions(config: dict, shard: int) -> list[int]:
+    """Positions, in a round's sampled-client order, of the updates shard `shard` attacks."""
+    size = config["attack"]["shard_size"]
+    last = config["attack"]["clients_per_round"]
+    return list(range(shard * size, min((shard + 1) * size, last)))
+
+
+def uses_public_pool(run: DefenseRun) -> bool:
+    from gradienthide.defenses import DEFENSES
+
+    return DEFENSES[run.defense].uses_public_pool
+
+
+def preflight(config: dict) -> None:
+    """Check, before any job starts, that the files the config relies on are on this machine."""
+    data = config["data"]
+    if data["dataset"] == "npz" and not Path(data["path"]).expanduser().is_file():
+        raise FileNotFoundError(f"data.path: dataset file {data['path']} not found")
+    labels = config["labels"]
+    if labels["labeler"] == "clip" and any(uses_public_pool(run) for run in defense_runs(config).values()):
+        import open_clip
+
+        from gradienthide.clip_labels import resolve_checkpoint
+
+        clip = labels["clip"]
+        if clip.get("model_config"):
+            if not Path(clip["model_config"]).expanduser().is_file():
+                raise FileNotFoundError(f"labels.clip.model_config: {clip['model_config']} not found")
+            open_clip.add_model_config(Path(clip["model_config"]).expanduser())
+        resolve_checkpoint(clip["model"], clip["pretrained"], clip["cache_dir"])

@@ -1,0 +1,146 @@
+"""Federated averaging with a pluggable client-side defense.
+
+Client sampling, private batches and the initial model depend only on the seed, not on the
+defense, so every defense is attacked on the same private images at the same rounds.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from gradienthide.defenses import ClientContext, Defense
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClientUpload:
+    """What one sampled client sent at an attacked round, and what it was computed from."""
+
+    client: int
+    update: dict[str, torch.Tensor]
+    images: torch.Tensor  # the private images behind the update (for metrics only)
+    labels: torch.Tensor
+    num_samples: int
+
+
+@dataclass
+class AttackedRound:
+    round: int
+    global_state: dict[str, torch.Tensor]  # the model the clients received
+    uploads: list[ClientUpload] = field(default_factory=list)
+
+
+@dataclass
+class FedAvgResult:
+    accuracy: pd.DataFrame  # one row per round: round, test_accuracy, test_loss
+    attacked_rounds: dict[int, AttackedRound]
+    final_state: dict[str, torch.Tensor]
+
+
+@dataclass
+class FedAvgSettings:
+    rounds: int
+    clients_per_round: int
+    local_steps: int
+    batch_size: int
+    lr: float
+    attack_rounds: tuple[int, ...] = ()
+
+    @classmethod
+    def from_config(cls, training: dict) -> "FedAvgSettings":
+        return cls(training["rounds"], training["clients_per_round"], training["local_steps"],
+                   training["batch_size"], training["lr"], tuple(training["attack_rounds"]))
+
+
+def private_batches(num_images: int, steps: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Indices for `steps` batches: passes over a shuffled shard, reshuffled when exhausted."""
+    batch_size = min(batch_size, num_images)
+    batches, order = [], rng.permutation(num_images)
+    position = 0
+    for _ in range(steps):
+        if position + batch_size > num_images:
+            order, position = rng.permutation(num_images), 0
+        batches.append(order[position : position + batch_size])
+        position += batch_size
+    return batches
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512) -> tuple[float, float]:
+    """Accuracy and mean cross-entropy of `model` on a labelled set."""
+    model.eval()
+    correct, loss = 0, 0.0
+    for start in range(0, len(images), batch_size):
+        logits = model(images[start : start + batch_size])
+        target = labels[start : start + batch_size]
+        correct += int((logits.argmax(1) == target).sum())
+        loss += float(nn.functional.cross_entropy(logits, target, reduction="sum"))
+    model.train()
+    return correct / len(images), loss / len(images)
+
+
+def run_fedavg(
+    model: nn.Module,
+    client_data: dict[int, tuple[torch.Tensor, torch.Tensor]],
+    test_data: tuple[torch.Tensor, torch.Tensor],
+    defense: Defense,
+    settings: FedAvgSettings,
+    seed: int,
+    public_data: tuple[torch.Tensor, torch.Tensor] | None = None,
+    progress: bool = True,
+) -> FedAvgResult:
+    """Train `model` by FedAvg; keep the global model and every upload at the attacked rounds.
+
+    The server averages the uploaded updates weighted by each client's dataset size.
+    """
+    sampling = np.random.default_rng(seed)
+    defense_generator = torch.Generator().manual_seed(seed + 1)
+    clients = sorted(client_data)
+    weights = {c: len(client_data[c][1]) for c in clients}
+    public_images, public_labels = public_data if public_data is not None else (None, None)
+    rows, attacked = [], {}
+    model.train()
+
+    bar = tqdm(range(1, settings.rounds + 1), desc=f"FedAvg [{defense.name}]", unit="round", disable=not progress)
+    for round_number in bar:
+        global_state = {name: p.detach().clone() for name, p in model.named_parameters()}
+        chosen = sampling.choice(clients, size=settings.clients_per_round, replace=False)
+        if round_number in settings.attack_rounds:
+            attacked[round_number] = AttackedRound(
+                round_number, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+        total = {name: torch.zeros_like(p) for name, p in global_state.items()}
+        total_weight = sum(weights[int(c)] for c in chosen)
+        for client in map(int, chosen):
+            images, labels = client_data[client]
+            batch_indices = private_batches(len(labels), settings.local_steps, settings.batch_size, sampling)
+            batches = [(images[i], labels[i]) for i in map(torch.as_tensor, batch_indices)]
+            local_model = copy.deepcopy(model)
+            context = ClientContext(settings.lr, defense_generator, public_images, public_labels)
+            update = defense.client_update(local_model, batches, context)
+            for name in total:
+                total[name] += update[name] * (weights[client] / total_weight)
+            if round_number in attacked:
+                used = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+                attacked[round_number].uploads.append(
+                    ClientUpload(client, {k: v.detach().cpu() for k, v in update.items()},
+                                 used[0].detach().cpu(), used[1].detach().cpu(), len(used[1])))
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                parameter.add_(total[name])
+        accuracy, loss = evaluate(model, *test_data)
+        rows.append({"round": round_number, "test_accuracy": accuracy, "test_loss": loss})
+        bar.set_postfix(accuracy=f"{accuracy:.3f}")
+        if not progress and (round_number % 10 == 0 or round_number == settings.rounds):
+            log.info("round %d/%d: test accuracy %.3f", round_number, settings.rounds, accuracy)
+
+    final_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return FedAvgResult(pd.DataFrame(rows), attacked, final_state)

@@ -1,0 +1,172 @@
+"""The pipeline's stages as plain functions: each workflow script calls exactly one.
+
+They read and write files only through the paths they are given, so tests can run any
+stage without Snakemake.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from gradienthide import artifacts, clip_labels, data, dumps, metrics, partition, plots, report
+from gradienthide.attacks import AttackTarget, make_attack
+from gradienthide.defenses import make_defense
+from gradienthide.fl import FedAvgSettings, run_fedavg
+from gradienthide.models import build_model
+
+log = logging.getLogger(__name__)
+
+
+def prepare_data(data_config: dict, seed: int, dataset_path, splits_path) -> None:
+    dataset = data.build_dataset(data_config)
+    splits = partition.split_dataset(len(dataset.labels), data_config["test_size"], data_config["public_pool_size"],
+                                     data_config["num_clients"], seed, data_config.get("partition", "iid"))
+    data.save_dataset(dataset_path, dataset)
+    artifacts.save_table(splits_path, splits)
+    log.info("%s: %d images %s, %d classes; %s", dataset.source, len(dataset.labels), dataset.image_shape,
+             dataset.num_classes, splits["split"].value_counts().to_dict())
+
+
+def label_public_pool(labels_config: dict, dataset_path, splits_path, labels_path, device="cpu") -> None:
+    dataset = data.load_dataset(dataset_path)
+    pool = partition.indices_of(artifacts.load_table(splits_path, partition.SPLIT_COLUMNS), "public")
+    if labels_config["labeler"] == "oracle":
+        table = clip_labels.oracle_labels(pool, dataset.labels[pool])
+    else:
+        table = clip_labels.clip_labels(pool, dataset.floats(pool), dataset.class_names, labels_config["clip"], str(device))
+        agreement = float((table["label"].to_numpy() == dataset.labels[pool].numpy()).mean())
+        log.info("CLIP zero-shot labels agree with the true labels on %.1f%% of the pool", 100 * agreement)
+    artifacts.save_table(labels_path, table)
+
+
+def train_defense(run_id: str, defense_name: str, defense_params: dict, model_config: dict, training_config: dict,
+                  seed: int, dataset_path, splits_path, labels_path, accuracy_path, final_model_path,
+                  round_dirs: dict[int, str], device="cpu") -> None:
+    """FedAvg under one defense setting; writes accuracy, the final model and the attacked rounds."""
+    defense = make_defense(defense_name, defense_params)
+    dataset = data.load_dataset(dataset_path)
+    splits = artifacts.load_table(splits_path, partition.SPLIT_COLUMNS)
+    images, labels = dataset.floats().to(device), dataset.labels.to(device)
+    clients = {c: (images[idx], labels[idx]) for c, idx in partition.client_indices(splits).items()}
+    test = partition.indices_of(splits, "test")
+    public = None
+    labeler = "n/a"
+    if defense.uses_public_pool:
+        table = artifacts.load_table(labels_path, clip_labels.LABEL_COLUMNS)
+        public = (images[torch.as_tensor(table["index"].to_numpy())],
+                  torch.as_tensor(table["label"].to_numpy(), device=device))
+        labeler = str(table["labeler"].iloc[0])
+    torch.manual_seed(seed)  # the same initial model for every defense
+    model = build_model(model_config, dataset.image_shape, dataset.num_classes).to(device)
+    result = run_fedavg(model, clients, (images[test], labels[test]), defense, FedAvgSettings.from_config(training_config),
+                        seed, public)
+    accuracy = result.accuracy.assign(defense=run_id, defense_name=defense_name, public_labeler=labeler)
+    artifacts.save_table(accuracy_path, accuracy)
+    model_info = {"image_shape": list(dataset.image_shape), "num_classes": dataset.num_classes}
+    artifacts.save_tensors(final_model_path, result.final_state, metadata={"model_info": model_info, "defense": run_id})
+    for round_number, directory in round_dirs.items():
+        dumps.write_attacked_round(directory, run_id, result.attacked_rounds[round_number], model_info)
+    log.info("%s: final test accuracy %.4f", run_id, accuracy["test_accuracy"].iloc[-1])
+
+
+def attack_shard(attack_name: str, attack_params: dict, model_config: dict, global_model_path, updates_path,
+                 index_path, positions: list[int], seed: int, reconstructions_path, device="cpu") -> None:
+    """Reconstruct the private batches behind the updates at `positions`, all in one batch.
+
+    Reads only what the server sees: the global model and the uploads (never private data).
+    """
+    attack = make_attack(attack_name, attack_params)
+    info = artifacts.load_json_metadata(global_model_path, "model_info")
+    image_shape = tuple(info["image_shape"])
+    model = build_model(model_config, image_shape, info["num_classes"]).to(device)
+    model.load_state_dict(artifacts.load_tensors(global_model_path, device))
+    uploads = dumps.read_updates(updates_path, index_path, positions)
+    targets = [AttackTarget({k: v.to(device) for k, v in u.update.items()}, u.num_samples, torch.tensor(u.labels))
+               for u in uploads]
+    results = attack.reconstruct(model, targets, image_shape, seed)
+    tensors = {}
+    for upload, (images, used_labels) in zip(uploads, results):
+        tensors[f"position{upload.position}/images"] = images
+        tensors[f"position{upload.position}/labels"] = used_labels
+    artifacts.save_tensors(reconstructions_path, tensors, metadata={
+        "attack": attack_name, "positions": [u.position for u in uploads], "clients": [u.client for u in uploads]})
+
+
+def evaluate_shard(reconstructions_path, private_path, index_path, identity: dict, metrics_path, grid_path) -> None:
+    """Per-image PSNR/SSIM of a shard's reconstructions against the private originals, and a grid."""
+    reconstructions = artifacts.load_tensors(reconstructions_path)
+    positions = artifacts.load_json_metadata(reconstructions_path, "positions")
+    index = artifacts.load_table(index_path, dumps.INDEX_COLUMNS).set_index("position")
+    private = artifacts.load_tensors(private_path)
+    tables, shown_originals, shown_reconstructions = [], [], []
+    for position in positions:
+        client = int(index.loc[position, "client"])
+        originals = private[f"client{client}/images"]
+        reconstructed = reconstructions[f"position{position}/images"]
+        table = metrics.image_metrics(reconstructed, originals)
+        table.insert(0, "position", position)
+        table.insert(1, "client", client)
+        table["label"] = private[f"client{client}/labels"].numpy()
+        tables.append(table)
+        shown_originals.append(originals)
+        shown_reconstructions.append(reconstructed[torch.as_tensor(table["matched_reconstruction"].to_numpy())])
+    result = pd.concat(tables, ignore_index=True)
+    for column, value in reversed(identity.items()):
+        result.insert(0, column, value)
+    artifacts.save_table(metrics_path, result)
+    title = (f"{identity['defense']} / {identity['attack']} / round {identity['round']} / shard {identity['shard']}: "
+             f"mean PSNR {result['psnr'].mean():.2f} dB")
+    plots.reconstruction_grid(torch.cat(shown_originals), torch.cat(shown_reconstructions), grid_path, title)
+
+
+def public_labeler_of(labels_path) -> str:
+    """The labeler recorded in the public labels table, or 'n/a' when no defense used one."""
+    if not labels_path:
+        return "n/a"
+    return str(artifacts.load_table(labels_path, clip_labels.LABEL_COLUMNS)["labeler"].iloc[0])
+
+
+def aggregate(metric_paths, accuracy_paths, labels_path, metrics_path, metrics_csv_path, accuracy_path,
+              summary_path) -> None:
+    public_labeler = public_labeler_of(labels_path)
+    table = report.concat_tables(metric_paths).assign(public_labeler=public_labeler)
+    accuracy = report.concat_tables(accuracy_paths)
+    artifacts.save_table(metrics_path, table)
+    artifacts.save_table(metrics_csv_path, table)
+    artifacts.save_table(accuracy_path, accuracy)
+    summary = report.summary(table, accuracy)
+    artifacts.save_table(summary_path, summary)
+    log.info("summary (public labels: %s):\n%s", public_labeler, summary.to_string(index=False))
+
+
+def labeler_note(public_labeler: str) -> str:
+    if public_labeler == "n/a":
+        return "no defense here uses public labels"
+    if public_labeler == "oracle":
+        return "public labels: oracle (true labels, upper bound of CLIP zero-shot)"
+    return f"public labels: {public_labeler}"
+
+
+def figures(metrics_path, accuracy_path, example_runs: dict[str, tuple[str, str]], labels_path,
+            psnr_figure, accuracy_figure, reconstructions_figure) -> None:
+    """The report's figures. `example_runs` maps a run to (reconstructions, private) files of one shard."""
+    note = labeler_note(public_labeler_of(labels_path))
+    table = artifacts.load_table(metrics_path)
+    plots.psnr_by_defense(table, psnr_figure, note)
+    plots.accuracy_by_round(artifacts.load_table(accuracy_path), accuracy_figure, note)
+    rows, originals = [], None
+    for run_id, (reconstructions_path, private_path) in example_runs.items():
+        reconstructions = artifacts.load_tensors(reconstructions_path)
+        position = artifacts.load_json_metadata(reconstructions_path, "positions")[0]
+        client = artifacts.load_json_metadata(reconstructions_path, "clients")[0]
+        private = artifacts.load_tensors(private_path)[f"client{client}/images"]
+        reconstructed = reconstructions[f"position{position}/images"]
+        matched = metrics.match_to_originals(reconstructed, private)
+        originals = private if originals is None else originals
+        rows.append((run_id, reconstructed[torch.as_tensor(matched)]))
+    plots.reconstructions_by_defense(rows, originals, reconstructions_figure,
+                                     f"Reconstructions of the same private batch under each defense ({note})")

@@ -1,0 +1,52 @@
+rule attack:
+    """Invert one shard of a round's uploads. Sees what the server sees: never the private data."""
+    input:
+        global_model=f"{OUT}/train/{{defense}}/round{{round}}/global_model.safetensors",
+        updates=f"{OUT}/train/{{defense}}/round{{round}}/updates.safetensors",
+        index=f"{OUT}/train/{{defense}}/round{{round}}/updates.parquet",
+    output:
+        reconstructions=f"{OUT}/attack/{{defense}}/{{attack}}/round{{round}}/shard{{shard}}/reconstructions.safetensors",
+    params:
+        attack_params=lambda wc: config["attacks"][wc.attack],
+        model=config["model"],
+        positions=lambda wc: gh_config.shard_positions(config, int(wc.shard)),
+        seed=config["seed"],
+    log:
+        f"{OUT}/logs/attack/{{defense}}/{{attack}}/round{{round}}_shard{{shard}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/attack/{{defense}}/{{attack}}/round{{round}}_shard{{shard}}.tsv"
+    threads: THREADS
+    resources:
+        runtime=240,
+    conda:
+        "../envs/gradienthide.yaml"
+    script:
+        "../workflow_scripts/attack.py"
+
+
+rule evaluate:
+    """Score a shard's reconstructions against the private originals (PSNR, SSIM) and draw them."""
+    input:
+        reconstructions=rules.attack.output.reconstructions,
+        private=f"{OUT}/train/{{defense}}/round{{round}}/private.safetensors",
+        index=f"{OUT}/train/{{defense}}/round{{round}}/updates.parquet",
+    output:
+        metrics=f"{OUT}/attack/{{defense}}/{{attack}}/round{{round}}/shard{{shard}}/metrics.parquet",
+        grid=f"{OUT}/attack/{{defense}}/{{attack}}/round{{round}}/shard{{shard}}/reconstructions.png",
+    params:
+        identity=lambda wc: {
+            "defense": wc.defense,
+            "defense_name": RUNS[wc.defense].defense,
+            "attack": wc.attack,
+            "round": int(wc.round),
+            "shard": int(wc.shard),
+        },
+    log:
+        f"{OUT}/logs/evaluate/{{defense}}/{{attack}}/round{{round}}_shard{{shard}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/evaluate/{{defense}}/{{attack}}/round{{round}}_shard{{shard}}.tsv"
+    threads: 1
+    conda:
+        "../envs/gradienthide.yaml"
+    script:
+        "../workflow_scripts/evaluate.py"

@@ -1,0 +1,55 @@
+ALL_METRICS = [
+    f"{shard_dir(run, attack, r, s)}/metrics.parquet"
+    for run in RUNS
+    for attack in config["attacks"]
+    for r in ATTACK_ROUNDS
+    for s in SHARDS
+]
+FIRST_ATTACK = next(iter(config["attacks"]))
+
+
+rule aggregate:
+    """One tidy table of every metric by defense, attack and round, plus accuracy and a summary."""
+    input:
+        metrics=ALL_METRICS,
+        accuracy=[f"{train_dir(run)}/accuracy.parquet" for run in RUNS],
+        labels=PUBLIC_LABELS if USES_PUBLIC_POOL else [],
+    output:
+        metrics=f"{OUT}/report/metrics.parquet",
+        metrics_csv=f"{OUT}/report/metrics.csv",
+        accuracy=f"{OUT}/report/accuracy.parquet",
+        summary=f"{OUT}/report/summary.csv",
+    log:
+        f"{OUT}/logs/aggregate.log",
+    benchmark:
+        f"{OUT}/benchmarks/aggregate.tsv"
+    threads: 1
+    conda:
+        "../envs/gradienthide.yaml"
+    script:
+        "../workflow_scripts/aggregate.py"
+
+
+rule figures:
+    """PSNR by defense, test accuracy by round, and each defense's reconstruction of one batch."""
+    input:
+        metrics=rules.aggregate.output.metrics,
+        accuracy=rules.aggregate.output.accuracy,
+        labels=PUBLIC_LABELS if USES_PUBLIC_POOL else [],
+        reconstructions=[f"{shard_dir(run, FIRST_ATTACK, ATTACK_ROUNDS[0], 0)}/reconstructions.safetensors" for run in RUNS],
+        private=[f"{round_dir(run, ATTACK_ROUNDS[0])}/private.safetensors" for run in RUNS],
+    output:
+        psnr=report(f"{OUT}/report/psnr_by_defense.png", caption="../report/psnr_by_defense.rst", category="Privacy"),
+        accuracy=report(f"{OUT}/report/accuracy_by_round.png", caption="../report/accuracy_by_round.rst", category="Utility"),
+        reconstructions=report(f"{OUT}/report/reconstructions.png", caption="../report/reconstructions.rst", category="Privacy"),
+    params:
+        runs=list(RUNS),
+    log:
+        f"{OUT}/logs/figures.log",
+    benchmark:
+        f"{OUT}/benchmarks/figures.tsv"
+    threads: 1
+    conda:
+        "../envs/gradienthide.yaml"
+    script:
+        "../workflow_scripts/figures.py"
