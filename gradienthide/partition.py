@@ -37,7 +37,7 @@ def split_dataset(num_images: int, test_size: int, public_pool_size: int, num_cl
 
 
 def indices_of(splits: pd.DataFrame, split: str) -> np.ndarray:
-    return splits.loc[splits["split"] == split, "index"].to_numpy()
+    return splits.loc[splits["split"] == split, "index"].to_numpy().copy()
 
 
 def client_indices(splits: pd.DataFrame) -> dict[int, np.ndarray]:

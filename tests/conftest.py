@@ -1,0 +1,52 @@
+import copy
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+CIFAR_SUBSET = REPO.parent / "shared" / "data" / "cifar10_subset.npz"
+
+
+@pytest.fixture(autouse=True)
+def _single_thread_torch():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture
+def tiny_config() -> dict:
+    with open(REPO / "tests" / "configs" / "tiny.yaml") as handle:
+        return yaml.safe_load(handle)
+
+
+@pytest.fixture
+def default_config() -> dict:
+    with open(REPO / "config.yaml") as handle:
+        return yaml.safe_load(handle)
+
+
+@pytest.fixture
+def cifar_subset() -> Path:
+    if not CIFAR_SUBSET.is_file():
+        pytest.skip(f"{CIFAR_SUBSET} not present (shared data is not part of the repository)")
+    return CIFAR_SUBSET
+
+
+def snakemake_executable() -> str:
+    """The snakemake of the interpreter running the tests (the project's environment)."""
+    candidate = Path(sys.executable).parent / "snakemake"
+    return str(candidate) if candidate.exists() else shutil.which("snakemake")
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(copy.deepcopy(config), sort_keys=False))
+    return path

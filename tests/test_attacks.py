@@ -1,0 +1,91 @@
+import copy
+
+import pytest
+import torch
+
+from gradienthide import data, metrics
+from gradienthide.attacks import ATTACKS, AttackTarget, make_attack
+from gradienthide.attacks.base import classifier_bias_name, recover_labels
+from gradienthide.defenses import ClientContext, make_defense
+from gradienthide.models import ConvNet
+
+
+def _digit_batch(indices, size=8):
+    digits = data.load_digits_source()
+    images = data.resize(digits.images[indices], size).float() / 255
+    return images, digits.labels[indices]
+
+
+def _upload(model, images, labels, defense="none", **context):
+    update = make_defense(defense, context.pop("params", None)).client_update(
+        copy.deepcopy(model), [(images, labels)], ClientContext(0.1, torch.Generator().manual_seed(0), **context))
+    return AttackTarget(update, len(labels), labels)
+
+
+def test_inverting_gradients_recovers_single_images_from_undefended_updates():
+    torch.manual_seed(0)
+    model = ConvNet(1, 10, 8, width=8)
+    images, labels = _digit_batch([0, 1, 2])
+    targets = [_upload(model, images[i : i + 1], labels[i : i + 1]) for i in range(3)]
+    attack = make_attack("ig", {"iterations": 300, "restarts": 1, "lr": 0.1, "tv_weight": 1e-4})
+    results = attack.reconstruct(model, targets, (1, 8, 8), seed=0, progress=False)
+    random_psnr = metrics.psnr(torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(1)), images)
+    assert random_psnr.max() < 12
+    for i, (reconstruction, used_labels) in enumerate(results):
+        assert torch.equal(used_labels, labels[i : i + 1])
+        # batched together, each target still gets its own image back
+        assert metrics.psnr(reconstruction, images[i : i + 1]).item() > 20
+
+
+def test_targets_of_different_batch_sizes_are_reconstructed_in_one_job():
+    torch.manual_seed(0)
+    model = ConvNet(1, 10, 8, width=4)
+    images, labels = _digit_batch([0, 1, 2])
+    targets = [_upload(model, images[:1], labels[:1]), _upload(model, images[1:], labels[1:])]
+    results = make_attack("ig", {"iterations": 5, "restarts": 2}).reconstruct(model, targets, (1, 8, 8), seed=0, progress=False)
+    assert [r[0].shape for r in results] == [(1, 1, 8, 8), (2, 1, 8, 8)]
+    assert all(0 <= r[0].min() and r[0].max() <= 1 for r in results)
+
+
+def test_same_seed_same_reconstruction():
+    torch.manual_seed(0)
+    model = ConvNet(1, 10, 8, width=4)
+    images, labels = _digit_batch([5])
+    attack = make_attack("ig", {"iterations": 10, "restarts": 2})
+    first = attack.reconstruct(model, [_upload(model, images, labels)], (1, 8, 8), seed=3, progress=False)
+    second = attack.reconstruct(model, [_upload(model, images, labels)], (1, 8, 8), seed=3, progress=False)
+    assert torch.equal(first[0][0], second[0][0])
+
+
+def test_label_recovery_is_exact_for_an_undefended_single_image():
+    torch.manual_seed(0)
+    model = ConvNet(1, 10, 8, width=4)
+    images, labels = _digit_batch(list(range(10)))
+    for i in range(10):
+        target = _upload(model, images[i : i + 1], labels[i : i + 1])
+        assert recover_labels(target.update, classifier_bias_name(model), 1).tolist() == [int(labels[i])]
+    attack = make_attack("ig", {"iterations": 1, "restarts": 1, "labels": "recovered"})
+    target = _upload(model, images[3:4], labels[3:4])
+    target.known_labels = None
+    assert attack.reconstruct(model, [target], (1, 8, 8), seed=0, progress=False)[0][1].tolist() == [int(labels[3])]
+
+
+def test_gradienthide_update_defeats_the_same_attack():
+    torch.manual_seed(0)
+    model = ConvNet(1, 10, 8, width=8)
+    images, labels = _digit_batch([0])
+    public_images, public_labels = _digit_batch(list(range(100, 164)))
+    plain = _upload(model, images, labels)
+    hidden = _upload(model, images, labels, defense="gradienthide", public_images=public_images,
+                     public_labels=public_labels, params={"public_steps": 2, "public_batch_size": 32, "public_lr": 0.1})
+    attack = make_attack("ig", {"iterations": 300, "restarts": 1})
+    (plain_images, _), (hidden_images, _) = attack.reconstruct(model, [plain, hidden], (1, 8, 8), seed=0, progress=False)
+    assert metrics.psnr(hidden_images, images).item() < metrics.psnr(plain_images, images).item() - 5
+
+
+def test_registry_and_bad_parameters():
+    assert "ig" in ATTACKS
+    with pytest.raises(ValueError, match=r"attacks.ig: unknown parameters \['iters'\]"):
+        make_attack("ig", {"iters": 3})
+    with pytest.raises(ValueError, match="attacks.ig.labels"):
+        make_attack("ig", {"labels": "guessed"})

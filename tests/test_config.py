@@ -1,0 +1,78 @@
+import subprocess
+
+import pytest
+
+from conftest import snakemake_executable, write_config
+from gradienthide.config import ConfigError, defense_runs, shard_count, shard_positions, validate_config
+
+
+def test_default_config_is_valid_and_gets_defaults(default_config):
+    config = validate_config(default_config)
+    assert config["labels"]["clip"]["batch_size"] == 128  # filled from the schema
+    assert config["model"]["activation"] == "relu"
+
+
+def test_unknown_key_is_named(default_config):
+    default_config["training"]["roundz"] = 3
+    with pytest.raises(ConfigError, match=r"training\.roundz: unknown key"):
+        validate_config(default_config)
+
+
+def test_wrong_type_is_named_with_its_path(default_config):
+    default_config["training"]["rounds"] = "ten"
+    with pytest.raises(ConfigError, match=r"training\.rounds: 'ten' is not of type 'integer'"):
+        validate_config(default_config)
+
+
+def test_unknown_defense_parameter_is_named(default_config):
+    default_config["defenses"]["gradienthide"]["public_stepz"] = 2
+    with pytest.raises(ConfigError, match=r"defenses\.gradienthide\.public_stepz: unknown key"):
+        validate_config(default_config)
+
+
+def test_attack_round_after_last_round_is_rejected(default_config):
+    default_config["training"]["attack_rounds"] = [1, 999]
+    with pytest.raises(ConfigError, match=r"training\.attack_rounds: rounds \[999\] exceed"):
+        validate_config(default_config)
+
+
+def test_npz_dataset_needs_a_path(default_config):
+    default_config["data"]["dataset"] = "npz"
+    with pytest.raises(ConfigError, match=r"data\.path: required"):
+        validate_config(default_config)
+
+
+def test_list_valued_parameters_expand_to_one_run_each(default_config):
+    default_config["defenses"]["gradienthide"] = {"public_steps": [1, 2], "public_lr": 0.1}
+    runs = defense_runs(validate_config(default_config))
+    assert set(runs) == {"none", "gradienthide-public_steps1", "gradienthide-public_steps2"}
+    assert runs["gradienthide-public_steps2"].params == {"public_steps": 2, "public_lr": 0.1}
+    assert runs["none"].params == {}
+
+
+def test_shards_cover_the_attacked_clients_once(default_config):
+    default_config["attack"] = {"clients_per_round": 5, "shard_size": 2}
+    config = validate_config(default_config)
+    shards = [shard_positions(config, s) for s in range(shard_count(config))]
+    assert shards == [[0, 1], [2, 3], [4]]
+
+
+def test_snakemake_rejects_a_bad_config_before_any_job(tmp_path, repo, tiny_config):
+    tiny_config["training"]["roundz"] = 3
+    config_file = write_config(tmp_path / "bad.yaml", tiny_config)
+    result = subprocess.run(
+        [snakemake_executable(), "--snakefile", str(repo / "Snakefile"), "--directory", str(tmp_path),
+         "--configfile", str(config_file), "--cores", "1"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert "training.roundz: unknown key" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_shipped_experiment_configs_are_valid(repo):
+    from gradienthide.config import load_config
+
+    for path in sorted((repo / "configs").glob("*.yaml")):
+        config = load_config(path)
+        assert defense_runs(config), path

@@ -1,0 +1,57 @@
+import torch
+
+from gradienthide import data, partition
+from gradienthide.defenses import make_defense
+from gradienthide.fl import FedAvgSettings, private_batches, run_fedavg
+from gradienthide.models import ConvNet
+import numpy as np
+
+
+def _digits_setup(image_size=8):
+    dataset = data.build_dataset({"dataset": "digits", "image_size": image_size})
+    splits = partition.split_dataset(len(dataset.labels), 200, 100, 6, seed=0)
+    images, labels = dataset.floats(), dataset.labels
+    clients = {c: (images[i], labels[i]) for c, i in partition.client_indices(splits).items()}
+    test = partition.indices_of(splits, "test")
+    public = partition.indices_of(splits, "public")
+    return clients, (images[test], labels[test]), (images[public], labels[public])
+
+
+def _train(defense, settings, clients, test, public, seed=0):
+    torch.manual_seed(seed)
+    return run_fedavg(ConvNet(1, 10, 8, width=8), clients, test, defense, settings, seed, public, progress=False)
+
+
+def test_private_batches_cycle_through_the_shard_without_repeats():
+    batches = private_batches(10, 3, 4, np.random.default_rng(0))
+    assert [len(b) for b in batches] == [4, 4, 4]
+    assert len(set(np.concatenate(batches[:2]))) == 8  # no image twice within a pass
+
+
+def test_fedavg_learns_digits_and_is_deterministic():
+    clients, test, public = _digits_setup()
+    settings = FedAvgSettings(rounds=30, clients_per_round=3, local_steps=5, batch_size=16, lr=0.3, attack_rounds=(1,))
+    first = _train(make_defense("none"), settings, clients, test, public)
+    second = _train(make_defense("none"), settings, clients, test, public)
+    assert first.accuracy["test_accuracy"].iloc[-1] > 0.6  # chance is 0.1
+    assert first.accuracy.equals(second.accuracy)
+    for a, b in zip(first.attacked_rounds[1].uploads, second.attacked_rounds[1].uploads):
+        assert all(torch.equal(a.update[n], b.update[n]) for n in a.update)
+
+
+def test_attacked_rounds_keep_every_sampled_upload_and_the_same_private_batches_across_defenses():
+    clients, test, public = _digits_setup()
+    settings = FedAvgSettings(rounds=3, clients_per_round=4, local_steps=2, batch_size=3, lr=0.1, attack_rounds=(1, 3))
+    plain = _train(make_defense("none"), settings, clients, test, public)
+    hidden = _train(make_defense("gradienthide", {"public_steps": 1}), settings, clients, test, public)
+    assert sorted(plain.attacked_rounds) == [1, 3]
+    round_one = plain.attacked_rounds[1]
+    assert len(round_one.uploads) == 4 and len({u.client for u in round_one.uploads}) == 4
+    assert all(u.num_samples == 6 and u.images.shape == (6, 1, 8, 8) for u in round_one.uploads)
+    for a, b in zip(round_one.uploads, hidden.attacked_rounds[1].uploads):
+        assert a.client == b.client and torch.equal(a.images, b.images)
+        assert not torch.equal(a.update["classifier.bias"], b.update["classifier.bias"])
+    # the stored global model is the one the clients received, not the one after the round
+    torch.manual_seed(0)
+    initial = ConvNet(1, 10, 8, width=8).state_dict()
+    assert all(torch.equal(initial[n], round_one.global_state[n]) for n in initial)

@@ -1,0 +1,95 @@
+"""The whole DAG through Snakemake on the tiny config, in a temporary directory."""
+
+import re
+import subprocess
+
+import pandas as pd
+import pytest
+
+from conftest import snakemake_executable, write_config
+from gradienthide import artifacts
+
+pytestmark = pytest.mark.pipeline
+
+
+def run_snakemake(repo, workdir, config_file, *extra, check=True):
+    result = subprocess.run(
+        [snakemake_executable(), "--snakefile", str(repo / "Snakefile"), "--directory", str(workdir),
+         "--configfile", str(config_file), "--cores", "2", *extra],
+        capture_output=True, text=True, timeout=900,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+def planned_jobs(output: str) -> set[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run plans."""
+    jobs, rule = set(), None
+    for line in output.splitlines():
+        if match := re.match(r"^(?:local)?rule (\w+):", line.strip()):
+            rule = match.group(1)
+            jobs.add((rule, ""))
+        elif rule and (match := re.match(r"^wildcards: (.*)$", line.strip())):
+            jobs.discard((rule, ""))
+            jobs.add((rule, match.group(1)))
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, repo):
+    import yaml
+
+    workdir = tmp_path_factory.mktemp("pipeline")
+    with open(repo / "tests" / "configs" / "tiny.yaml") as handle:
+        config = yaml.safe_load(handle)
+    config_file = write_config(workdir / "config.yaml", config)
+    run_snakemake(repo, workdir, config_file)
+    return workdir, config_file, config
+
+
+def test_outputs_of_every_stage(finished_run):
+    workdir, _, config = finished_run
+    results = workdir / "results"
+    metrics = artifacts.load_table(results / "report" / "metrics.parquet")
+    # 2 defenses x 1 attacked round x 3 attacked clients x batch of 2 images
+    assert len(metrics) == 2 * 1 * 3 * 2
+    assert set(metrics["defense"]) == {"none", "gradienthide"} and set(metrics["attack"]) == {"ig"}
+    assert set(metrics["public_labeler"]) == {"oracle"}
+    assert metrics["psnr"].notna().all() and metrics["ssim"].between(-1, 1).all()
+    assert pd.read_csv(results / "report" / "metrics.csv").shape == metrics.shape
+    summary = pd.read_csv(results / "report" / "summary.csv")
+    assert {"psnr_mean", "ssim_mean", "final_test_accuracy"} <= set(summary.columns)
+    accuracy = artifacts.load_table(results / "report" / "accuracy.parquet")
+    assert len(accuracy) == 2 * config["training"]["rounds"]
+    for figure in ("psnr_by_defense.png", "accuracy_by_round.png", "reconstructions.png"):
+        assert (results / "report" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    index = artifacts.load_table(results / "train" / "gradienthide" / "round2" / "updates.parquet")
+    assert len(index) == 3 and index["sha256"].str.len().eq(64).all()
+    assert (results / "logs" / "train" / "gradienthide.log").stat().st_size > 0
+    assert (results / "attack" / "none" / "ig" / "round2" / "shard1" / "reconstructions.png").exists()
+
+
+def test_second_run_does_nothing(finished_run, repo):
+    workdir, config_file, _ = finished_run
+    result = run_snakemake(repo, workdir, config_file, "--dry-run")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_changing_a_defense_parameter_reruns_only_that_defense(finished_run, repo):
+    workdir, _, config = finished_run
+    config["defenses"]["gradienthide"]["public_lr"] = 0.05
+    changed = write_config(workdir / "changed.yaml", config)
+    jobs = planned_jobs(run_snakemake(repo, workdir, changed, "--dry-run").stdout)
+    rules = {rule for rule, _ in jobs}
+    assert rules == {"train", "attack", "evaluate", "aggregate", "figures", "all"}
+    assert all("defense=gradienthide" in wildcards for rule, wildcards in jobs if rule in {"train", "attack", "evaluate"})
+    assert ("train", "defense=gradienthide") in jobs
+
+
+def test_attack_jobs_never_read_private_data(finished_run, repo):
+    workdir, config_file, _ = finished_run
+    result = run_snakemake(repo, workdir, config_file, "--dry-run", "--forceall")
+    blocks = re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout)
+    attack_blocks = [b for b in blocks if b.lstrip().startswith("rule attack:")]
+    assert attack_blocks and all("private" not in b.split("output:")[0] for b in attack_blocks)
