@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import nn
+
+from gradienthide.configurable import Configurable
 
 
 @dataclass
@@ -19,7 +21,7 @@ class AttackTarget:
 
 
 @dataclass
-class Attack:
+class Attack(Configurable):
     """A gradient inversion attack. Subclasses are dataclasses whose fields are the config's knobs.
 
     `reconstruct` returns, for each target, a [num_samples, C, H, W] tensor in [0, 1] and
@@ -27,18 +29,12 @@ class Attack:
     """
 
     name: ClassVar[str]
+    section: ClassVar[str] = "attacks"
 
     def reconstruct(self, model: nn.Module, targets: list[AttackTarget], image_shape: tuple[int, int, int],
                     seed: int, progress: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
         raise NotImplementedError
 
-    @classmethod
-    def from_params(cls, params: dict | None) -> "Attack":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params or {}) - known)
-        if unknown:
-            raise ValueError(f"attacks.{cls.name}: unknown parameters {unknown} (known: {sorted(known)})")
-        return cls(**(params or {}))
 
 
 def classifier_bias_name(model: nn.Module) -> str:

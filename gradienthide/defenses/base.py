@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from gradienthide.configurable import Configurable
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -39,7 +41,7 @@ def parameter_delta(model: nn.Module, start: dict[str, torch.Tensor]) -> dict[st
 
 
 @dataclass
-class Defense:
+class Defense(Configurable):
     """A client-side defense. Subclasses are dataclasses whose fields are the config's knobs.
 
     `client_update` receives a copy of the global model, the client's private batches (one
@@ -47,6 +49,7 @@ class Defense:
     """
 
     name: ClassVar[str]
+    section: ClassVar[str] = "defenses"
     uses_public_pool: ClassVar[bool] = False
 
     def client_update(self, model: nn.Module, private_batches: list[Batch], context: ClientContext) -> dict[str, torch.Tensor]:
@@ -54,10 +57,3 @@ class Defense:
         sgd_steps(model, private_batches, context.lr)
         return parameter_delta(model, start)
 
-    @classmethod
-    def from_params(cls, params: dict | None) -> "Defense":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params or {}) - known)
-        if unknown:
-            raise ValueError(f"defenses.{cls.name}: unknown parameters {unknown} (known: {sorted(known)})")
-        return cls(**(params or {}))
