@@ -10,16 +10,22 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.optimize import linear_sum_assignment
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+# torchmetrics is imported where it is used: it pulls in torchvision (about 1.5 s), which
+# every pipeline job would otherwise pay at start-up.
 
 
 def psnr(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     """PSNR in dB per image (images in [0, 1], shape [N, C, H, W])."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
     return peak_signal_noise_ratio(reconstructed, original, data_range=1.0, reduction="none", dim=(1, 2, 3))
 
 
 def ssim(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     """SSIM per image, with the Gaussian window shrunk to fit small images."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
     size = min(original.shape[-2:])
     kernel = min(11, size if size % 2 else size - 1)
     return structural_similarity_index_measure(

@@ -69,3 +69,30 @@ def accuracy_by_round(accuracy: pd.DataFrame, path: str | Path, subtitle: str) -
     axis.set_ylabel("test accuracy")
     axis.set_title(f"Test accuracy of the global model\n{subtitle}", fontsize=9)
     _save(figure, path)
+
+
+def privacy_utility(table: pd.DataFrame, path: str | Path, subtitle: str) -> None:
+    """Mean attack PSNR (x, lower = more private) against final accuracy (y), one panel per attack.
+
+    Settings of one defense are joined by a line; the dashed line is the frontier over all.
+    """
+    attacks = sorted(table["attack"].unique())
+    figure, axes = plt.subplots(1, len(attacks), figsize=(6.2 * len(attacks), 4.6), squeeze=False)
+    palette = dict(zip(sorted(table["defense_name"].unique()), sns.color_palette("tab10")))
+    for axis, attack in zip(axes[0], attacks):
+        rows = table[table["attack"] == attack]
+        for name, group in rows.groupby("defense_name"):
+            group = group.sort_values("psnr_mean")
+            axis.plot(group["psnr_mean"], group["final_test_accuracy"], "o-", color=palette[name], label=name, alpha=0.85)
+            for _, row in group.iterrows():
+                if row["setting"] != "default":
+                    axis.annotate(row["setting"], (row["psnr_mean"], row["final_test_accuracy"]), fontsize=6,
+                                  xytext=(3, 3), textcoords="offset points")
+        frontier = rows[rows["on_frontier"]].sort_values("psnr_mean")
+        axis.step(frontier["psnr_mean"], frontier["final_test_accuracy"], "--", where="post", color="black",
+                  linewidth=0.8, label="frontier")
+        axis.set_xlabel(f"mean PSNR under {attack} (dB); lower = more private")
+        axis.set_ylabel("final test accuracy")
+        axis.legend(fontsize=7)
+    figure.suptitle(f"Privacy-utility trade-off (upper left is better)\n{subtitle}", fontsize=9)
+    _save(figure, path)

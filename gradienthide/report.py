@@ -22,3 +22,25 @@ def summary(metrics: pd.DataFrame, accuracy: pd.DataFrame) -> pd.DataFrame:
     last = accuracy.sort_values("round").groupby("defense", as_index=False).last()
     final = last[["defense", "test_accuracy"]].rename(columns={"test_accuracy": "final_test_accuracy"})
     return quality.merge(final, on="defense", how="left")
+
+
+def privacy_utility(metrics: pd.DataFrame, accuracy: pd.DataFrame) -> pd.DataFrame:
+    """One row per (defense setting, attack): mean attack quality against final test accuracy.
+
+    `setting` is the part of the run id after the defense's name (the swept values), and
+    `on_frontier` marks the settings no other setting beats on both privacy and accuracy.
+    """
+    quality = (metrics.groupby(["defense", "defense_name", "attack"], as_index=False)
+               .agg(psnr_mean=("psnr", "mean"), ssim_mean=("ssim", "mean"), images=("psnr", "size")))
+    last = accuracy.sort_values("round").groupby("defense", as_index=False).last()
+    keep = ["defense", "test_accuracy", "defense_params"] + [c for c in ("epsilon", "delta") if c in last.columns]
+    table = quality.merge(last[keep].rename(columns={"test_accuracy": "final_test_accuracy"}), on="defense", how="left")
+    table["setting"] = [run[len(name):].lstrip("-") or "default" for run, name in zip(table["defense"], table["defense_name"])]
+    table["on_frontier"] = False
+    for _, group in table.groupby("attack"):
+        best_accuracy = -1.0
+        for index, row in group.sort_values(["psnr_mean", "final_test_accuracy"], ascending=[True, False]).iterrows():
+            if row["final_test_accuracy"] > best_accuracy:
+                table.loc[index, "on_frontier"] = True
+                best_accuracy = row["final_test_accuracy"]
+    return table.sort_values(["attack", "defense_name", "psnr_mean"]).reset_index(drop=True)

@@ -1,18 +1,20 @@
 """The pipeline's stages as plain functions: each workflow script calls exactly one.
 
 They read and write files only through the paths they are given, so tests can run any
-stage without Snakemake.
+stage without Snakemake. Plotting (matplotlib, seaborn, torchvision) is imported only by the
+stages that draw, to keep the start-up of the many training and attack jobs short.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from gradienthide import artifacts, clip_labels, data, dumps, metrics, partition, plots, report
+from gradienthide import artifacts, clip_labels, data, dumps, metrics, partition, report
 from gradienthide.attacks import AttackTarget, make_attack
 from gradienthide.defenses import make_defense
 from gradienthide.fl import FedAvgSettings, run_fedavg
@@ -61,10 +63,15 @@ def train_defense(run_id: str, defense_name: str, defense_params: dict, model_co
                   torch.as_tensor(table["label"].to_numpy(), device=device))
         labeler = str(table["labeler"].iloc[0])
     torch.manual_seed(seed)  # the same initial model for every defense
-    model = build_model(model_config, dataset.image_shape, dataset.num_classes).to(device)
-    result = run_fedavg(model, clients, (images[test], labels[test]), defense, FedAvgSettings.from_config(training_config),
-                        seed, public)
-    accuracy = result.accuracy.assign(defense=run_id, defense_name=defense_name, public_labeler=labeler)
+    model = defense.adapt_model(build_model(model_config, dataset.image_shape, dataset.num_classes)).to(device)
+    settings = FedAvgSettings.from_config(training_config)
+    result = run_fedavg(model, clients, (images[test], labels[test]), defense, settings, seed, public)
+    accuracy = result.accuracy.assign(defense=run_id, defense_name=defense_name, public_labeler=labeler,
+                                      defense_params=json.dumps(defense_params, sort_keys=True))
+    sample_rate = settings.clients_per_round / len(clients)
+    guarantees = [defense.privacy_spent(sample_rate, r) for r in accuracy["round"]]
+    for key in sorted({k for g in guarantees for k in g}):
+        accuracy[key] = [g.get(key) for g in guarantees]
     artifacts.save_table(accuracy_path, accuracy)
     model_info = {"image_shape": list(dataset.image_shape), "num_classes": dataset.num_classes}
     artifacts.save_tensors(final_model_path, result.final_state, metadata={"model_info": model_info, "defense": run_id})
@@ -73,16 +80,19 @@ def train_defense(run_id: str, defense_name: str, defense_params: dict, model_co
     log.info("%s: final test accuracy %.4f", run_id, accuracy["test_accuracy"].iloc[-1])
 
 
-def attack_shard(attack_name: str, attack_params: dict, model_config: dict, global_model_path, updates_path,
-                 index_path, positions: list[int], seed: int, reconstructions_path, device="cpu") -> None:
+def attack_shard(attack_name: str, attack_params: dict, model_config: dict, defense_name: str, defense_params: dict,
+                 global_model_path, updates_path, index_path, positions: list[int], seed: int, reconstructions_path,
+                 device="cpu") -> None:
     """Reconstruct the private batches behind the updates at `positions`, all in one batch.
 
-    Reads only what the server sees: the global model and the uploads (never private data).
+    Reads only what the server sees: the global model (with the architecture the defense
+    trains, which the server knows) and the uploads, never private data.
     """
     attack = make_attack(attack_name, attack_params)
     info = artifacts.load_json_metadata(global_model_path, "model_info")
     image_shape = tuple(info["image_shape"])
-    model = build_model(model_config, image_shape, info["num_classes"]).to(device)
+    base = build_model(model_config, image_shape, info["num_classes"])
+    model = make_defense(defense_name, defense_params).adapt_model(base).to(device)
     model.load_state_dict(artifacts.load_tensors(global_model_path, device))
     uploads = dumps.read_updates(updates_path, index_path, positions)
     targets = [AttackTarget({k: v.to(device) for k, v in u.update.items()}, u.num_samples, torch.tensor(u.labels))
@@ -98,6 +108,8 @@ def attack_shard(attack_name: str, attack_params: dict, model_config: dict, glob
 
 def evaluate_shard(reconstructions_path, private_path, index_path, identity: dict, metrics_path, grid_path) -> None:
     """Per-image PSNR/SSIM of a shard's reconstructions against the private originals, and a grid."""
+    from gradienthide import plots
+
     reconstructions = artifacts.load_tensors(reconstructions_path)
     positions = artifacts.load_json_metadata(reconstructions_path, "positions")
     index = artifacts.load_table(index_path, dumps.INDEX_COLUMNS).set_index("position")
@@ -131,7 +143,7 @@ def public_labeler_of(labels_path) -> str:
 
 
 def aggregate(metric_paths, accuracy_paths, labels_path, metrics_path, metrics_csv_path, accuracy_path,
-              summary_path) -> None:
+              summary_path, privacy_utility_path) -> None:
     public_labeler = public_labeler_of(labels_path)
     table = report.concat_tables(metric_paths).assign(public_labeler=public_labeler)
     accuracy = report.concat_tables(accuracy_paths)
@@ -140,6 +152,7 @@ def aggregate(metric_paths, accuracy_paths, labels_path, metrics_path, metrics_c
     artifacts.save_table(accuracy_path, accuracy)
     summary = report.summary(table, accuracy)
     artifacts.save_table(summary_path, summary)
+    artifacts.save_table(privacy_utility_path, report.privacy_utility(table, accuracy))
     log.info("summary (public labels: %s):\n%s", public_labeler, summary.to_string(index=False))
 
 
@@ -151,12 +164,15 @@ def labeler_note(public_labeler: str) -> str:
     return f"public labels: {public_labeler}"
 
 
-def figures(metrics_path, accuracy_path, example_runs: dict[str, tuple[str, str]], labels_path,
-            psnr_figure, accuracy_figure, reconstructions_figure) -> None:
+def figures(metrics_path, accuracy_path, privacy_utility_path, example_runs: dict[str, tuple[str, str]], labels_path,
+            psnr_figure, accuracy_figure, privacy_utility_figure, reconstructions_figure) -> None:
     """The report's figures. `example_runs` maps a run to (reconstructions, private) files of one shard."""
+    from gradienthide import plots
+
     note = labeler_note(public_labeler_of(labels_path))
     table = artifacts.load_table(metrics_path)
     plots.psnr_by_defense(table, psnr_figure, note)
+    plots.privacy_utility(pd.read_csv(privacy_utility_path), privacy_utility_figure, note)
     plots.accuracy_by_round(artifacts.load_table(accuracy_path), accuracy_figure, note)
     rows, originals = [], None
     for run_id, (reconstructions_path, private_path) in example_runs.items():

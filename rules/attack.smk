@@ -9,6 +9,8 @@ rule attack:
     params:
         attack_params=lambda wc: config["attacks"][wc.attack],
         model=config["model"],
+        defense_name=lambda wc: RUNS[wc.defense].defense,
+        defense_params=lambda wc: RUNS[wc.defense].params,
         positions=lambda wc: gh_config.shard_positions(config, int(wc.shard)),
         seed=config["seed"],
     log:

@@ -19,6 +19,7 @@ rule aggregate:
         metrics_csv=f"{OUT}/report/metrics.csv",
         accuracy=f"{OUT}/report/accuracy.parquet",
         summary=f"{OUT}/report/summary.csv",
+        privacy_utility=f"{OUT}/report/privacy_utility.csv",
     log:
         f"{OUT}/logs/aggregate.log",
     benchmark:
@@ -35,12 +36,14 @@ rule figures:
     input:
         metrics=rules.aggregate.output.metrics,
         accuracy=rules.aggregate.output.accuracy,
+        privacy_utility=rules.aggregate.output.privacy_utility,
         labels=PUBLIC_LABELS if USES_PUBLIC_POOL else [],
         reconstructions=[f"{shard_dir(run, FIRST_ATTACK, ATTACK_ROUNDS[0], 0)}/reconstructions.safetensors" for run in RUNS],
         private=[f"{round_dir(run, ATTACK_ROUNDS[0])}/private.safetensors" for run in RUNS],
     output:
         psnr=report(f"{OUT}/report/psnr_by_defense.png", caption="../report/psnr_by_defense.rst", category="Privacy"),
         accuracy=report(f"{OUT}/report/accuracy_by_round.png", caption="../report/accuracy_by_round.rst", category="Utility"),
+        privacy_utility=report(f"{OUT}/report/privacy_utility.png", caption="../report/privacy_utility.rst", category="Privacy"),
         reconstructions=report(f"{OUT}/report/reconstructions.png", caption="../report/reconstructions.rst", category="Privacy"),
     params:
         runs=list(RUNS),

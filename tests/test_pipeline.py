@@ -52,17 +52,22 @@ def test_outputs_of_every_stage(finished_run):
     workdir, _, config = finished_run
     results = workdir / "results"
     metrics = artifacts.load_table(results / "report" / "metrics.parquet")
-    # 2 defenses x 1 attacked round x 3 attacked clients x batch of 2 images
-    assert len(metrics) == 2 * 1 * 3 * 2
-    assert set(metrics["defense"]) == {"none", "gradienthide"} and set(metrics["attack"]) == {"ig"}
+    runs = {"none", "gradienthide", "pruning-fraction0.5", "pruning-fraction0.9", "dp", "soteria", "precode", "mixup"}
+    # 8 defense settings x 1 attacked round x 3 attacked clients x batch of 2 images
+    assert len(metrics) == 8 * 1 * 3 * 2
+    assert set(metrics["defense"]) == runs and set(metrics["attack"]) == {"ig"}
     assert set(metrics["public_labeler"]) == {"oracle"}
     assert metrics["psnr"].notna().all() and metrics["ssim"].between(-1, 1).all()
     assert pd.read_csv(results / "report" / "metrics.csv").shape == metrics.shape
     summary = pd.read_csv(results / "report" / "summary.csv")
     assert {"psnr_mean", "ssim_mean", "final_test_accuracy"} <= set(summary.columns)
     accuracy = artifacts.load_table(results / "report" / "accuracy.parquet")
-    assert len(accuracy) == 2 * config["training"]["rounds"]
-    for figure in ("psnr_by_defense.png", "accuracy_by_round.png", "reconstructions.png"):
+    assert len(accuracy) == 8 * config["training"]["rounds"]
+    assert accuracy.loc[accuracy["defense"] == "dp", "epsilon"].is_monotonic_increasing
+    frontier = pd.read_csv(results / "report" / "privacy_utility.csv")
+    assert set(frontier["defense"]) == runs and frontier["on_frontier"].any()
+    assert set(frontier.loc[frontier["defense_name"] == "pruning", "setting"]) == {"fraction0.5", "fraction0.9"}
+    for figure in ("psnr_by_defense.png", "accuracy_by_round.png", "privacy_utility.png", "reconstructions.png"):
         assert (results / "report" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     index = artifacts.load_table(results / "train" / "gradienthide" / "round2" / "updates.parquet")
     assert len(index) == 3 and index["sha256"].str.len().eq(64).all()

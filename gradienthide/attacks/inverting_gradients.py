@@ -80,7 +80,8 @@ class InvertingGradients(Attack):
             norm = torch.sqrt(sum(g[name].pow(2).sum() for name in params))
             return 1 - dot / (norm * wanted_norm + 1e-12) + self.tv_weight * total_variation(x)
 
-        objective_and_grad = vmap(grad_and_value(objective))
+        # randomness: a defense's stochastic layer (PRECODE) draws fresh noise per batch row
+        objective_and_grad = vmap(grad_and_value(objective), randomness="different")
         x = torch.rand((count * restarts, *batch_shape), generator=generator).to(device).requires_grad_(True)
         optimiser = torch.optim.Adam([x], lr=self.lr)
         milestones = [int(self.iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)]
@@ -97,7 +98,7 @@ class InvertingGradients(Attack):
             bar.set_postfix(objective=f"{values.mean().item():.4f}", refresh=False)
 
         with torch.no_grad():
-            final = vmap(objective)(x.detach(), batch_labels, target_grads, target_norm).view(count, restarts)
+            final = vmap(objective, randomness="different")(x.detach(), batch_labels, target_grads, target_norm).view(count, restarts)
         best = final.argmin(1)
         images = x.detach().view(count, restarts, *batch_shape)
         return [images[i, best[i]] for i in range(count)]

@@ -1,4 +1,11 @@
-"""The interface every defense implements, and the plain local update they build on."""
+"""The interface every defense implements, and the plain local update they build on.
+
+A client's update runs in three overridable steps, so a defense changes only what it is about:
+  adapt_model       the architecture (PRECODE's bottleneck); attackers see the adapted model
+  local_update      the local SGD steps: `loss` per batch (PRECODE adds its KL term) and
+                    `edit_gradients` after each backward (Soteria masks a layer)
+  transform_update  the upload itself (DP clips and adds noise, pruning zeroes entries)
+"""
 
 from __future__ import annotations
 
@@ -24,11 +31,17 @@ class ClientContext:
     public_labels: torch.Tensor | None = None  # labels from the public labeler
 
 
-def sgd_steps(model: nn.Module, batches: list[Batch], lr: float) -> None:
+def cross_entropy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(model(images), labels)
+
+
+def sgd_steps(model: nn.Module, batches: list[Batch], lr: float, loss=cross_entropy, edit_gradients=None) -> None:
     """One plain SGD step on each batch, in place (the client's usual local update)."""
     for images, labels in batches:
         model.zero_grad(set_to_none=True)
-        F.cross_entropy(model(images), labels).backward()
+        loss(model, images, labels).backward()
+        if edit_gradients is not None:
+            edit_gradients(model, images, labels)
         with torch.no_grad():
             for parameter in model.parameters():
                 if parameter.grad is not None:
@@ -52,8 +65,27 @@ class Defense(Configurable):
     section: ClassVar[str] = "defenses"
     uses_public_pool: ClassVar[bool] = False
 
+    def adapt_model(self, model: nn.Module) -> nn.Module:
+        """The model FedAvg trains under this defense (the same one by default)."""
+        return model
+
+    def loss(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return cross_entropy(model, images, labels)
+
+    def edit_gradients(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> None:
+        """Called after each local backward pass; may change the parameters' .grad in place."""
+
+    def local_update(self, model: nn.Module, private_batches: list[Batch], context: ClientContext) -> None:
+        sgd_steps(model, private_batches, context.lr, self.loss, self.edit_gradients)
+
+    def transform_update(self, update: dict[str, torch.Tensor], context: ClientContext) -> dict[str, torch.Tensor]:
+        return update
+
     def client_update(self, model: nn.Module, private_batches: list[Batch], context: ClientContext) -> dict[str, torch.Tensor]:
         start = {name: p.detach().clone() for name, p in model.named_parameters()}
-        sgd_steps(model, private_batches, context.lr)
-        return parameter_delta(model, start)
+        self.local_update(model, private_batches, context)
+        return self.transform_update(parameter_delta(model, start), context)
 
+    def privacy_spent(self, sample_rate: float, rounds: int) -> dict[str, float]:
+        """A formal guarantee after `rounds` rounds, where the defense has one (DP)."""
+        return {}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gradienthide.defenses.base import ClientContext, Defense, parameter_delta, sgd_steps
+from gradienthide.defenses.base import ClientContext, Defense, sgd_steps
 
 
 @dataclass
@@ -25,13 +25,11 @@ class GradientHide(Defense):
     public_batch_size: int = 32
     public_lr: float = 0.1
 
-    def client_update(self, model, private_batches, context: ClientContext):
+    def local_update(self, model, private_batches, context: ClientContext):
         if context.public_images is None or context.public_labels is None:
             raise ValueError("gradienthide needs the public pool and its labels")
-        start = {name: p.detach().clone() for name, p in model.named_parameters()}
-        sgd_steps(model, private_batches, context.lr)
-        sgd_steps(model, self.public_batches(context), self.public_lr)
-        return parameter_delta(model, start)
+        sgd_steps(model, private_batches, context.lr)  # stage 1
+        sgd_steps(model, self.public_batches(context), self.public_lr)  # stage 2
 
     def public_batches(self, context: ClientContext):
         pool_size = len(context.public_images)

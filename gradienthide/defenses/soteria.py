@@ -1,0 +1,43 @@
+"""Soteria (Sun et al., 2021): perturb the representation that feeds the classifier layer.
+
+At each local step, for every input feature f of the defended layer (the last linear layer)
+the score sum_batch ||d r_f / d x|| / |r_f| is computed; the `percent` features with the
+smallest score, those whose value reveals most of the input for the least sensitivity, get
+their column of the layer's weight gradient set to zero. No other layer changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.func import jacrev, vmap
+
+from gradienthide.defenses.base import Defense
+
+
+def representation_scores(features, images: torch.Tensor) -> torch.Tensor:
+    """Per feature: the summed ratio of input sensitivity to magnitude, shape [F]."""
+    def single(x):
+        return features(x.unsqueeze(0)).squeeze(0)
+
+    jacobian = vmap(jacrev(single))(images.detach())  # [B, F, C, H, W]
+    with torch.no_grad():
+        representation = features(images)
+    sensitivity = jacobian.flatten(2).norm(dim=2)
+    return (sensitivity / (representation.abs() + 1e-8)).sum(0)
+
+
+@dataclass
+class Soteria(Defense):
+    name = "soteria"
+
+    percent: float = 40.0  # percentage of the defended layer's input features pruned
+
+    def edit_gradients(self, model, images, labels):
+        layer = model.classifier
+        scores = representation_scores(model.features, images)
+        count = int(round(self.percent / 100 * scores.numel()))
+        if count and layer.weight.grad is not None:
+            pruned = torch.argsort(scores)[:count]
+            layer.weight.grad[:, pruned] = 0
