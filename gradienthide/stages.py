@@ -81,12 +81,12 @@ def train_defense(run_id: str, defense_name: str, defense_params: dict, model_co
 
 
 def attack_shard(attack_name: str, attack_params: dict, model_config: dict, defense_name: str, defense_params: dict,
-                 global_model_path, updates_path, index_path, positions: list[int], seed: int, reconstructions_path,
-                 device="cpu") -> None:
+                 protocol: dict, global_model_path, updates_path, index_path, positions: list[int], seed: int,
+                 reconstructions_path, device="cpu") -> None:
     """Reconstruct the private batches behind the updates at `positions`, all in one batch.
 
     Reads only what the server sees: the global model (with the architecture the defense
-    trains, which the server knows) and the uploads, never private data.
+    trains), the uploads, and the protocol's local steps and learning rate; never private data.
     """
     attack = make_attack(attack_name, attack_params)
     info = artifacts.load_json_metadata(global_model_path, "model_info")
@@ -95,7 +95,8 @@ def attack_shard(attack_name: str, attack_params: dict, model_config: dict, defe
     model = make_defense(defense_name, defense_params).adapt_model(base).to(device)
     model.load_state_dict(artifacts.load_tensors(global_model_path, device))
     uploads = dumps.read_updates(updates_path, index_path, positions)
-    targets = [AttackTarget({k: v.to(device) for k, v in u.update.items()}, u.num_samples, torch.tensor(u.labels))
+    targets = [AttackTarget({k: v.to(device) for k, v in u.update.items()}, u.num_samples, torch.tensor(u.labels),
+                            protocol["local_steps"], protocol["lr"])
                for u in uploads]
     results = attack.reconstruct(model, targets, image_shape, seed)
     tensors = {}

@@ -11,6 +11,7 @@ rule attack:
         model=config["model"],
         defense_name=lambda wc: RUNS[wc.defense].defense,
         defense_params=lambda wc: RUNS[wc.defense].params,
+        protocol={key: config["training"][key] for key in ("local_steps", "lr")},
         positions=lambda wc: gh_config.shard_positions(config, int(wc.shard)),
         seed=config["seed"],
     log:

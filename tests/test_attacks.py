@@ -89,3 +89,15 @@ def test_registry_and_bad_parameters():
         make_attack("ig", {"iters": 3})
     with pytest.raises(ValueError, match="attacks.ig.labels"):
         make_attack("ig", {"labels": "guessed"})
+
+
+def test_simulating_local_steps_inverts_a_multi_step_update():
+    torch.manual_seed(0)
+    model = ConvNet(1, 10, 8, width=8)
+    images, labels = _digit_batch([0, 1])
+    batches = [(images[:1], labels[:1]), (images[1:], labels[1:])]  # two local steps of one image
+    update = make_defense("none").client_update(copy.deepcopy(model), batches, ClientContext(0.5, torch.Generator()))
+    target = AttackTarget(update, 2, labels, local_steps=2, local_lr=0.5)
+    attack = make_attack("ig", {"iterations": 300, "restarts": 1, "simulate_local_steps": True})
+    reconstruction, _ = attack.reconstruct(model, [target], (1, 8, 8), seed=0, progress=False)[0]
+    assert (metrics.psnr(reconstruction, images) > 18).all()

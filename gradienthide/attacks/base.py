@@ -18,6 +18,8 @@ class AttackTarget:
     update: dict[str, torch.Tensor]  # the uploaded parameter change, by name
     num_samples: int
     known_labels: torch.Tensor | None = None  # given under the known-labels threat model
+    local_steps: int = 1  # the protocol's local SGD steps and step size, known to the server
+    local_lr: float = 1.0
 
 
 @dataclass

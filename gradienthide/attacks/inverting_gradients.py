@@ -7,6 +7,10 @@ with Adam on the signed gradient, the step size cut tenfold at 3/8, 5/8 and 7/8 
 iterations, images boxed to [0, 1], and several random restarts, of which the one with the
 lowest final objective is kept.
 
+With `simulate_local_steps` (the paper's variant for FedAvg), the attacker does not treat a
+multi-step update as one gradient: it splits the dummy batch into the protocol's local
+batches, replays the client's SGD steps on them, and matches the simulated total change.
+
 All (target, restart) pairs of a job are optimised together as one batch through
 torch.func.vmap, so a shard costs one vectorised optimisation rather than a loop.
 """
@@ -32,6 +36,7 @@ class InvertingGradients(Attack):
     lr: float = 0.1
     tv_weight: float = 1e-4
     labels: str = "known"
+    simulate_local_steps: bool = True
 
     def __post_init__(self):
         if self.labels not in ("known", "recovered"):
@@ -48,19 +53,20 @@ class InvertingGradients(Attack):
         device = next(model.parameters()).device
         labels = [self.target_labels(model, t).to(device) for t in targets]
         results: list = [None] * len(targets)
-        # vmap needs one batch size per call: group targets by it.
-        by_size: dict[int, list[int]] = {}
+        # vmap needs one shape per call: group targets by batch size and local steps.
+        groups: dict[tuple[int, int, float], list[int]] = {}
         for i, target in enumerate(targets):
-            by_size.setdefault(target.num_samples, []).append(i)
+            steps = target.local_steps if self.simulate_local_steps else 1
+            groups.setdefault((target.num_samples, steps, target.local_lr), []).append(i)
         generator = torch.Generator(device="cpu").manual_seed(seed)
-        for batch_size, members in sorted(by_size.items()):
+        for (batch_size, steps, local_lr), members in sorted(groups.items()):
             images = self._optimise(model, [targets[i] for i in members], [labels[i] for i in members],
-                                    (batch_size, *image_shape), generator, progress)
+                                    (batch_size, *image_shape), steps, local_lr, generator, progress)
             for i, reconstruction in zip(members, images):
                 results[i] = (reconstruction.cpu(), labels[i].cpu())
         return results
 
-    def _optimise(self, model, targets, labels, batch_shape, generator, progress):
+    def _optimise(self, model, targets, labels, batch_shape, steps, local_lr, generator, progress):
         device = next(model.parameters()).device
         params = {name: p.detach() for name, p in model.named_parameters()}
         buffers = {name: b.detach() for name, b in model.named_buffers()}
@@ -71,11 +77,21 @@ class InvertingGradients(Attack):
         target_norm = torch.sqrt(sum(g.pow(2).flatten(1).sum(1) for g in target_grads.values()))
         batch_labels = torch.stack(labels).repeat_interleave(restarts, 0)
 
-        def objective(x, y, wanted, wanted_norm):
-            def task_loss(p):
-                return F.cross_entropy(functional_call(model, (p, buffers), (x,)), y)
+        def task_loss(p, x, y):
+            return F.cross_entropy(functional_call(model, (p, buffers), (x,)), y)
 
-            g = grad(task_loss)(params)
+        def descent_direction(x, y):
+            """Minus the client's update for dummy data (x, y), up to scale."""
+            if steps == 1:
+                return grad(task_loss)(params, x, y)
+            current = params
+            for x_step, y_step in zip(x.chunk(steps), y.chunk(steps)):
+                step_grad = grad(task_loss)(current, x_step, y_step)
+                current = {name: current[name] - local_lr * step_grad[name] for name in current}
+            return {name: params[name] - current[name] for name in params}
+
+        def objective(x, y, wanted, wanted_norm):
+            g = descent_direction(x, y)
             dot = sum((g[name] * wanted[name]).sum() for name in params)
             norm = torch.sqrt(sum(g[name].pow(2).sum() for name in params))
             return 1 - dot / (norm * wanted_norm + 1e-12) + self.tv_weight * total_variation(x)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.func import jacrev, vmap
+from torch.func import jacfwd, jacrev, vmap
 
 from gradienthide.defenses.base import Defense
 
@@ -21,9 +21,11 @@ def representation_scores(features, images: torch.Tensor) -> torch.Tensor:
     def single(x):
         return features(x.unsqueeze(0)).squeeze(0)
 
-    jacobian = vmap(jacrev(single))(images.detach())  # [B, F, C, H, W]
     with torch.no_grad():
         representation = features(images)
+    # Forward mode costs one pass per input pixel, reverse mode one per feature: take the fewer.
+    jacobian_of = jacfwd if images[0].numel() <= representation.shape[1] else jacrev
+    jacobian = vmap(jacobian_of(single))(images.detach())  # [B, F, C, H, W]
     sensitivity = jacobian.flatten(2).norm(dim=2)
     return (sensitivity / (representation.abs() + 1e-8)).sum(0)
 
