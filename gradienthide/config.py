@@ -137,6 +137,17 @@ def defense_runs(config: dict) -> dict[str, DefenseRun]:
     return runs
 
 
+def attack_params(config: dict, attack: str) -> dict:
+    """The attack's own knobs (its config block without the pipeline's `defenses` filter)."""
+    return {key: value for key, value in config["attacks"][attack].items() if key != "defenses"}
+
+
+def attack_targets(config: dict, attack: str, run: DefenseRun) -> bool:
+    """Whether `attack` is run against `run` (an attack's `defenses:` list limits it)."""
+    only = config["attacks"][attack].get("defenses")
+    return only is None or run.defense in only
+
+
 def shard_count(config: dict) -> int:
     return math.ceil(config["attack"]["clients_per_round"] / config["attack"]["shard_size"])
 

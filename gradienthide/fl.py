@@ -110,7 +110,8 @@ def run_fedavg(
     rows, attacked = [], {}
     model.train()
 
-    bar = tqdm(range(1, settings.rounds + 1), desc=f"FedAvg [{defense.name}]", unit="round", disable=not progress)
+    bar = tqdm(range(1, settings.rounds + 1), desc=f"FedAvg [{defense.name}]", unit="round", disable=not progress,
+               mininterval=2.0)
     for round_number in bar:
         global_state = {name: p.detach().clone() for name, p in model.named_parameters()}
         chosen = sampling.choice(clients, size=settings.clients_per_round, replace=False)

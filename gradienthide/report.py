@@ -7,7 +7,7 @@ import pandas as pd
 from gradienthide import artifacts
 
 METRIC_COLUMNS = ("defense", "defense_name", "attack", "round", "shard", "position", "client", "image", "label",
-                  "matched_reconstruction", "psnr", "ssim", "public_labeler")
+                  "matched_reconstruction", "psnr", "ssim", "label_source", "label_correct", "public_labeler")
 
 
 def concat_tables(paths, required_columns=()) -> pd.DataFrame:
@@ -18,7 +18,7 @@ def summary(metrics: pd.DataFrame, accuracy: pd.DataFrame) -> pd.DataFrame:
     """Mean attack quality per (defense, attack, round), with the defense's final test accuracy."""
     quality = (metrics.groupby(["defense", "defense_name", "attack", "round", "public_labeler"], as_index=False)
                .agg(psnr_mean=("psnr", "mean"), psnr_std=("psnr", "std"), ssim_mean=("ssim", "mean"),
-                    images=("psnr", "size")))
+                    label_accuracy=("label_correct", "mean"), images=("psnr", "size")))
     last = accuracy.sort_values("round").groupby("defense", as_index=False).last()
     final = last[["defense", "test_accuracy"]].rename(columns={"test_accuracy": "final_test_accuracy"})
     return quality.merge(final, on="defense", how="left")

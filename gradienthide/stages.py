@@ -33,7 +33,9 @@ def prepare_data(data_config: dict, seed: int, dataset_path, splits_path) -> Non
              dataset.num_classes, splits["split"].value_counts().to_dict())
 
 
-def label_public_pool(labels_config: dict, dataset_path, splits_path, labels_path, device="cpu") -> None:
+def label_public_pool(labels_config: dict, dataset_path, splits_path, labels_path, pool_path, device="cpu") -> None:
+    """Label the public pool; also write its images with those labels, the public artifact
+    that attackers may read (the dataset file holds private images too)."""
     dataset = data.load_dataset(dataset_path)
     pool = partition.indices_of(artifacts.load_table(splits_path, partition.SPLIT_COLUMNS), "public")
     if labels_config["labeler"] == "oracle":
@@ -43,6 +45,8 @@ def label_public_pool(labels_config: dict, dataset_path, splits_path, labels_pat
         agreement = float((table["label"].to_numpy() == dataset.labels[pool].numpy()).mean())
         log.info("CLIP zero-shot labels agree with the true labels on %.1f%% of the pool", 100 * agreement)
     artifacts.save_table(labels_path, table)
+    artifacts.save_tensors(pool_path, {"images": dataset.images[pool], "labels": torch.as_tensor(table["label"].to_numpy())},
+                           metadata={"labeler": str(table["labeler"].iloc[0])})
 
 
 def train_defense(run_id: str, defense_name: str, defense_params: dict, model_config: dict, training_config: dict,
@@ -82,7 +86,7 @@ def train_defense(run_id: str, defense_name: str, defense_params: dict, model_co
 
 def attack_shard(attack_name: str, attack_params: dict, model_config: dict, defense_name: str, defense_params: dict,
                  protocol: dict, global_model_path, updates_path, index_path, positions: list[int], seed: int,
-                 reconstructions_path, device="cpu") -> None:
+                 reconstructions_path, public_pool_path=None, device="cpu") -> None:
     """Reconstruct the private batches behind the updates at `positions`, all in one batch.
 
     Reads only what the server sees: the global model (with the architecture the defense
@@ -91,8 +95,11 @@ def attack_shard(attack_name: str, attack_params: dict, model_config: dict, defe
     attack = make_attack(attack_name, attack_params)
     info = artifacts.load_json_metadata(global_model_path, "model_info")
     image_shape = tuple(info["image_shape"])
-    base = build_model(model_config, image_shape, info["num_classes"])
-    model = make_defense(defense_name, defense_params).adapt_model(base).to(device)
+    defense = make_defense(defense_name, defense_params)
+    model = defense.adapt_model(build_model(model_config, image_shape, info["num_classes"])).to(device)
+    if public_pool_path:  # an adaptive attacker: the public pool and its labels are public
+        pool = artifacts.load_tensors(public_pool_path)
+        attack.learn_defense(defense, pool["images"].float() / 255.0, pool["labels"], seed)
     model.load_state_dict(artifacts.load_tensors(global_model_path, device))
     uploads = dumps.read_updates(updates_path, index_path, positions)
     targets = [AttackTarget({k: v.to(device) for k, v in u.update.items()}, u.num_samples, torch.tensor(u.labels),
@@ -104,7 +111,8 @@ def attack_shard(attack_name: str, attack_params: dict, model_config: dict, defe
         tensors[f"position{upload.position}/images"] = images
         tensors[f"position{upload.position}/labels"] = used_labels
     artifacts.save_tensors(reconstructions_path, tensors, metadata={
-        "attack": attack_name, "positions": [u.position for u in uploads], "clients": [u.client for u in uploads]})
+        "attack": attack_name, "positions": [u.position for u in uploads], "clients": [u.client for u in uploads],
+        "label_source": attack.label_source})
 
 
 def evaluate_shard(reconstructions_path, private_path, index_path, identity: dict, metrics_path, grid_path) -> None:
@@ -113,6 +121,7 @@ def evaluate_shard(reconstructions_path, private_path, index_path, identity: dic
 
     reconstructions = artifacts.load_tensors(reconstructions_path)
     positions = artifacts.load_json_metadata(reconstructions_path, "positions")
+    label_source = artifacts.read_metadata(reconstructions_path).get("label_source", "known")
     index = artifacts.load_table(index_path, dumps.INDEX_COLUMNS).set_index("position")
     private = artifacts.load_tensors(private_path)
     tables, shown_originals, shown_reconstructions = [], [], []
@@ -124,6 +133,11 @@ def evaluate_shard(reconstructions_path, private_path, index_path, identity: dic
         table.insert(0, "position", position)
         table.insert(1, "client", client)
         table["label"] = private[f"client{client}/labels"].numpy()
+        used = reconstructions[f"position{position}/labels"].numpy()
+        table["label_source"] = label_source
+        # did the attacker get the label of the reconstruction matched to this image right?
+        table["label_correct"] = ((used[table["matched_reconstruction"]] == table["label"]).astype(float)
+                                  if label_source == "recovered" else float("nan"))
         tables.append(table)
         shown_originals.append(originals)
         shown_reconstructions.append(reconstructed[torch.as_tensor(table["matched_reconstruction"].to_numpy())])

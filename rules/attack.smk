@@ -4,10 +4,11 @@ rule attack:
         global_model=f"{OUT}/train/{{defense}}/round{{round}}/global_model.safetensors",
         updates=f"{OUT}/train/{{defense}}/round{{round}}/updates.safetensors",
         index=f"{OUT}/train/{{defense}}/round{{round}}/updates.parquet",
+        public_pool=lambda wc: PUBLIC_POOL if attack_models_public_steps(wc.attack, wc.defense) else [],
     output:
         reconstructions=f"{OUT}/attack/{{defense}}/{{attack}}/round{{round}}/shard{{shard}}/reconstructions.safetensors",
     params:
-        attack_params=lambda wc: config["attacks"][wc.attack],
+        attack_params=lambda wc: gh_config.attack_params(config, wc.attack),
         model=config["model"],
         defense_name=lambda wc: RUNS[wc.defense].defense,
         defense_params=lambda wc: RUNS[wc.defense].params,

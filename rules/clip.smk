@@ -5,6 +5,7 @@ rule label_public_pool:
         splits=SPLITS,
     output:
         labels=PUBLIC_LABELS,
+        pool=PUBLIC_POOL,
     params:
         # only the settings of the chosen labeler, so editing the other reruns nothing
         labels={

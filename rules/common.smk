@@ -3,7 +3,15 @@
 DATASET = f"{OUT}/data/dataset.safetensors"
 SPLITS = f"{OUT}/data/splits.parquet"
 PUBLIC_LABELS = f"{OUT}/labels/public_labels.parquet"
+PUBLIC_POOL = f"{OUT}/labels/public_pool.safetensors"
 USES_PUBLIC_POOL = any(gh_config.uses_public_pool(run) for run in RUNS.values())
+
+
+def attack_models_public_steps(attack, run_id):
+    """An adaptive attack on a defense with public steps reads the public pool."""
+    from gradienthide.attacks import ATTACKS
+
+    return ATTACKS[attack].needs_public_pool and gh_config.uses_public_pool(RUNS[run_id])
 
 
 def train_dir(defense):

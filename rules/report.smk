@@ -2,10 +2,13 @@ ALL_METRICS = [
     f"{shard_dir(run, attack, r, s)}/metrics.parquet"
     for run in RUNS
     for attack in config["attacks"]
+    if gh_config.attack_targets(config, attack, RUNS[run])
     for r in ATTACK_ROUNDS
     for s in SHARDS
 ]
-FIRST_ATTACK = next(iter(config["attacks"]))
+# the reconstructions figure shows an attack that every defense setting faces
+FIRST_ATTACK = next((a for a in config["attacks"] if all(gh_config.attack_targets(config, a, r) for r in RUNS.values())),
+                    next(iter(config["attacks"])))
 
 
 rule aggregate:

@@ -101,3 +101,38 @@ def test_simulating_local_steps_inverts_a_multi_step_update():
     attack = make_attack("ig", {"iterations": 300, "restarts": 1, "simulate_local_steps": True})
     reconstruction, _ = attack.reconstruct(model, [target], (1, 8, 8), seed=0, progress=False)[0]
     assert (metrics.psnr(reconstruction, images) > 18).all()
+
+
+def test_adaptive_attacker_who_knows_the_public_batch_undoes_gradienthide():
+    from gradienthide.attacks.adaptive import AdaptiveAttack
+
+    torch.manual_seed(0)
+    model = ConvNet(1, 10, 8, width=8)
+    images, labels = _digit_batch([0])
+    # a pool as large as the public batch: every public step uses the whole pool, so the
+    # attacker's stand-in for the public batches is exact
+    pool_images, pool_labels = _digit_batch(list(range(100, 132)))
+    params = {"public_steps": 2, "public_batch_size": 32, "public_lr": 0.2}
+    hidden = _upload(model, images, labels, defense="gradienthide", public_images=pool_images,
+                     public_labels=pool_labels, params=dict(params))
+    settings = {"iterations": 300, "restarts": 1}
+    plain = make_attack("ig", settings).reconstruct(model, [hidden], (1, 8, 8), seed=0, progress=False)[0][0]
+    adaptive = make_attack("adaptive", {**settings, "public_sample": 32})
+    adaptive.learn_defense(make_defense("gradienthide", params), pool_images, pool_labels, seed=0)
+    adapted = adaptive.reconstruct(model, [hidden], (1, 8, 8), seed=0, progress=False)[0][0]
+    assert metrics.psnr(adapted, images).item() > metrics.psnr(plain, images).item() + 2
+
+
+def test_adaptive_attacker_is_inverting_gradients_against_other_defenses():
+    from gradienthide.attacks.adaptive import AdaptiveAttack
+
+    torch.manual_seed(0)
+    model = ConvNet(1, 10, 8, width=4)
+    images, labels = _digit_batch([2])
+    target = _upload(model, images, labels)
+    adaptive = make_attack("adaptive", {"iterations": 5, "restarts": 1})
+    adaptive.learn_defense(make_defense("none"), torch.rand(4, 1, 8, 8), torch.zeros(4, dtype=torch.long), seed=0)
+    assert adaptive.knowledge is None
+    reference = make_attack("ig", {"iterations": 5, "restarts": 1})
+    torch.testing.assert_close(adaptive.reconstruct(model, [target], (1, 8, 8), seed=1, progress=False)[0][0],
+                               reference.reconstruct(model, [target], (1, 8, 8), seed=1, progress=False)[0][0])

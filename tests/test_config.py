@@ -43,7 +43,7 @@ def test_npz_dataset_needs_a_path(default_config):
 
 
 def test_list_valued_parameters_expand_to_one_run_each(default_config):
-    default_config["defenses"]["gradienthide"] = {"public_steps": [1, 2], "public_lr": 0.1}
+    default_config["defenses"] = {"none": {}, "gradienthide": {"public_steps": [1, 2], "public_lr": 0.1}}
     runs = defense_runs(validate_config(default_config))
     assert set(runs) == {"none", "gradienthide-public_steps1", "gradienthide-public_steps2"}
     assert runs["gradienthide-public_steps2"].params == {"public_steps": 2, "public_lr": 0.1}
@@ -76,3 +76,14 @@ def test_shipped_experiment_configs_are_valid(repo):
     for path in sorted((repo / "configs").glob("*.yaml")):
         config = load_config(path)
         assert defense_runs(config), path
+
+
+def test_schema_knows_exactly_the_registered_defenses_and_attacks():
+    from gradienthide.attacks import ATTACKS
+    from gradienthide.config import load_schema
+    from gradienthide.defenses import DEFENSES
+
+    schema = load_schema()
+    assert set(schema["properties"]["defenses"]["properties"]) == set(DEFENSES)
+    assert set(schema["properties"]["attacks"]["properties"]) == set(ATTACKS)
+    assert set(schema["$defs"]["attack_defenses"]["items"]["enum"]) == set(DEFENSES)

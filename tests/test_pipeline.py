@@ -53,9 +53,13 @@ def test_outputs_of_every_stage(finished_run):
     results = workdir / "results"
     metrics = artifacts.load_table(results / "report" / "metrics.parquet")
     runs = {"none", "gradienthide", "pruning-fraction0.5", "pruning-fraction0.9", "dp", "soteria", "precode", "mixup"}
-    # 8 defense settings x 1 attacked round x 3 attacked clients x batch of 2 images
-    assert len(metrics) == 8 * 1 * 3 * 2
-    assert set(metrics["defense"]) == runs and set(metrics["attack"]) == {"ig"}
+    # ig: 8 defense settings, adaptive: gradienthide only; x 1 round x 3 clients x batch of 2 images
+    assert len(metrics) == (8 + 1) * 1 * 3 * 2
+    assert set(metrics["defense"]) == runs and set(metrics["attack"]) == {"ig", "adaptive"}
+    assert set(metrics.loc[metrics["attack"] == "adaptive", "defense"]) == {"gradienthide"}
+    recovered = metrics[metrics["attack"] == "adaptive"]
+    assert set(recovered["label_source"]) == {"recovered"} and recovered["label_correct"].isin([0.0, 1.0]).all()
+    assert metrics.loc[metrics["attack"] == "ig", "label_correct"].isna().all()  # labels were known
     assert set(metrics["public_labeler"]) == {"oracle"}
     assert metrics["psnr"].notna().all() and metrics["ssim"].between(-1, 1).all()
     assert pd.read_csv(results / "report" / "metrics.csv").shape == metrics.shape
@@ -90,6 +94,15 @@ def test_changing_a_defense_parameter_reruns_only_that_defense(finished_run, rep
     assert rules == {"train", "attack", "evaluate", "aggregate", "figures", "all"}
     assert all("defense=gradienthide" in wildcards for rule, wildcards in jobs if rule in {"train", "attack", "evaluate"})
     assert ("train", "defense=gradienthide") in jobs
+
+
+def test_only_the_adaptive_attack_on_gradienthide_reads_the_public_pool(finished_run, repo):
+    workdir, config_file, _ = finished_run
+    result = run_snakemake(repo, workdir, config_file, "--dry-run", "--forceall")
+    blocks = re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout)
+    readers = [b for b in blocks if b.lstrip().startswith("rule attack:") and "public_pool" in b.split("output:")[0]]
+    assert len(readers) == 2  # the two shards of the attacked round
+    assert all("attack=adaptive" in b and "defense=gradienthide," in b for b in readers)
 
 
 def test_attack_jobs_never_read_private_data(finished_run, repo):

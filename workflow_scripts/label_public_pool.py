@@ -3,4 +3,4 @@ from gradienthide.workflow import start_job
 
 device = start_job(snakemake)
 stages.label_public_pool(snakemake.params.labels, snakemake.input.dataset, snakemake.input.splits,
-                         snakemake.output.labels, device)
+                         snakemake.output.labels, snakemake.output.pool, device)

@@ -1,9 +1,10 @@
 """Attacks, by the name the config uses. Adding one: a new file and one line here."""
 
+from gradienthide.attacks.adaptive import AdaptiveAttack
 from gradienthide.attacks.base import Attack, AttackTarget
 from gradienthide.attacks.inverting_gradients import InvertingGradients
 
-ATTACKS: dict[str, type[Attack]] = {cls.name: cls for cls in (InvertingGradients,)}
+ATTACKS: dict[str, type[Attack]] = {cls.name: cls for cls in (InvertingGradients, AdaptiveAttack)}
 
 
 def make_attack(name: str, params: dict | None = None) -> Attack:

@@ -32,6 +32,12 @@ class Attack(Configurable):
 
     name: ClassVar[str]
     section: ClassVar[str] = "attacks"
+    needs_public_pool: ClassVar[bool] = False  # models a defense's public steps (adaptive)
+
+    @property
+    def label_source(self) -> str:
+        """'known' when the attacker is given the labels, 'recovered' when it infers them."""
+        return "recovered"
 
     def reconstruct(self, model: nn.Module, targets: list[AttackTarget], image_shape: tuple[int, int, int],
                     seed: int, progress: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -27,6 +27,15 @@ from tqdm import tqdm
 from gradienthide.attacks.base import Attack, AttackTarget, classifier_bias_name, recover_labels, total_variation
 
 
+def sgd_replay(task_loss, params, batches, lr):
+    """The parameters after one functional SGD step per batch, differentiable in the batches."""
+    current = params
+    for images, labels in batches:
+        step_grad = grad(task_loss)(current, images, labels)
+        current = {name: current[name] - lr * step_grad[name] for name in current}
+    return current
+
+
 @dataclass
 class InvertingGradients(Attack):
     name = "ig"
@@ -41,6 +50,10 @@ class InvertingGradients(Attack):
     def __post_init__(self):
         if self.labels not in ("known", "recovered"):
             raise ValueError(f"attacks.ig.labels: {self.labels!r} is not 'known' or 'recovered'")
+
+    @property
+    def label_source(self) -> str:
+        return self.labels
 
     def target_labels(self, model, target: AttackTarget) -> torch.Tensor:
         if self.labels == "known":
@@ -66,6 +79,13 @@ class InvertingGradients(Attack):
                 results[i] = (reconstruction.cpu(), labels[i].cpu())
         return results
 
+    def simulated_descent(self, task_loss, params, x, y, steps, local_lr):
+        """Minus the update a client would upload for data (x, y), up to scale."""
+        if steps == 1:
+            return grad(task_loss)(params, x, y)
+        final = sgd_replay(task_loss, params, zip(x.chunk(steps), y.chunk(steps)), local_lr)
+        return {name: params[name] - final[name] for name in params}
+
     def _optimise(self, model, targets, labels, batch_shape, steps, local_lr, generator, progress):
         device = next(model.parameters()).device
         params = {name: p.detach() for name, p in model.named_parameters()}
@@ -80,18 +100,8 @@ class InvertingGradients(Attack):
         def task_loss(p, x, y):
             return F.cross_entropy(functional_call(model, (p, buffers), (x,)), y)
 
-        def descent_direction(x, y):
-            """Minus the client's update for dummy data (x, y), up to scale."""
-            if steps == 1:
-                return grad(task_loss)(params, x, y)
-            current = params
-            for x_step, y_step in zip(x.chunk(steps), y.chunk(steps)):
-                step_grad = grad(task_loss)(current, x_step, y_step)
-                current = {name: current[name] - local_lr * step_grad[name] for name in current}
-            return {name: params[name] - current[name] for name in params}
-
         def objective(x, y, wanted, wanted_norm):
-            g = descent_direction(x, y)
+            g = self.simulated_descent(task_loss, params, x, y, steps, local_lr)
             dot = sum((g[name] * wanted[name]).sum() for name in params)
             norm = torch.sqrt(sum(g[name].pow(2).sum() for name in params))
             return 1 - dot / (norm * wanted_norm + 1e-12) + self.tv_weight * total_variation(x)

@@ -1,0 +1,94 @@
+"""An adaptive attacker who knows GradientHide (no paper reports this attack).
+
+The protocol and the public pool with its labels are public, so the server can model an
+upload as: the client's private SGD steps from the global model, then `public_steps` SGD
+steps with `public_lr` on public batches. The client's public batches are random draws it
+does not see; it stands in a fixed random sample of `public_sample` pool images for each of
+them (their expected gradient). Two ways to use that:
+
+- `subtract`: estimate the public steps' change from the global model, subtract it from
+  the upload, and run Inverting Gradients on what is left (first order: it ignores that the
+  client's public steps start where its private steps ended);
+- `simulate` (default): the same residual, but the dummy batch's side is a simulation of
+  both stages (private steps, then the public steps replayed from their end point) minus
+  the same public-only estimate, so with the right public batches and images the two
+  residuals agree exactly. Matching the residual rather than the total keeps the cosine
+  from being dominated by the public part, which barely depends on the private images.
+
+Against any defense other than GradientHide it is Inverting Gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch.func import functional_call
+
+from gradienthide.attacks.inverting_gradients import InvertingGradients, sgd_replay
+
+
+@dataclass
+class PublicKnowledge:
+    """What the attacker knows of GradientHide's second stage."""
+
+    images: torch.Tensor  # the public pool sample standing in for each public batch
+    labels: torch.Tensor
+    steps: int
+    lr: float
+
+
+@dataclass
+class AdaptiveAttack(InvertingGradients):
+    name = "adaptive"
+    needs_public_pool: ClassVar[bool] = True
+
+    mode: str = "simulate"
+    public_sample: int = 32
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.knowledge: PublicKnowledge | None = None  # set by learn_defense, not a config knob
+        if self.mode not in ("simulate", "subtract"):
+            raise ValueError(f"attacks.adaptive.mode: {self.mode!r} is not 'simulate' or 'subtract'")
+
+    def learn_defense(self, defense, pool_images: torch.Tensor, pool_labels: torch.Tensor, seed: int) -> None:
+        """Take in the attacked defense's public settings and the public pool (with its labels)."""
+        if getattr(defense, "name", None) != "gradienthide":
+            self.knowledge = None
+            return
+        generator = torch.Generator().manual_seed(seed)
+        chosen = torch.randperm(len(pool_labels), generator=generator)[: self.public_sample]
+        self.knowledge = PublicKnowledge(pool_images[chosen], pool_labels[chosen], defense.public_steps, defense.public_lr)
+
+    def simulated_descent(self, task_loss, params, x, y, steps, local_lr):
+        if self.knowledge is None or self.mode == "subtract":
+            return super().simulated_descent(task_loss, params, x, y, steps, local_lr)
+        known = self.knowledge
+        after_private = sgd_replay(task_loss, params, zip(x.chunk(steps), y.chunk(steps)), local_lr)
+        public_batches = [(known.images.to(x.device), known.labels.to(x.device))] * known.steps
+        final = sgd_replay(task_loss, after_private, public_batches, known.lr)
+        # minus (simulated upload - public-only change), like the residual target
+        return {name: params[name] - final[name] + self._public_only[name] for name in params}
+
+    def reconstruct(self, model, targets, image_shape, seed, progress=True):
+        if self.knowledge is not None:
+            self._public_only = self._public_change(model)
+            targets = [type(t)(**{**t.__dict__, "update": {n: t.update[n] - self._public_only[n] for n in t.update}})
+                       for t in targets]
+        return super().reconstruct(model, targets, image_shape, seed, progress)
+
+    def _public_change(self, model):
+        """The change the public steps alone make from the global model."""
+        params = {name: p.detach() for name, p in model.named_parameters()}
+        buffers = {name: b.detach() for name, b in model.named_buffers()}
+        device = next(model.parameters()).device
+
+        def task_loss(p, x, y):
+            return torch.nn.functional.cross_entropy(functional_call(model, (p, buffers), (x,)), y)
+
+        known = self.knowledge
+        batches = [(known.images.to(device), known.labels.to(device))] * known.steps
+        final = sgd_replay(task_loss, params, batches, known.lr)
+        return {name: (final[name] - params[name]).detach() for name in params}
