@@ -87,3 +87,19 @@ def test_schema_knows_exactly_the_registered_defenses_and_attacks():
     assert set(schema["properties"]["defenses"]["properties"]) == set(DEFENSES)
     assert set(schema["properties"]["attacks"]["properties"]) == set(ATTACKS)
     assert set(schema["$defs"]["attack_defenses"]["items"]["enum"]) == set(DEFENSES)
+
+
+def test_snakemake_stops_a_clip_run_without_weights_before_any_job(tmp_path, repo, tiny_config):
+    cache = tmp_path / "no-weights-here"
+    tiny_config["labels"] = {"labeler": "clip", "clip": {"model": "ViT-B-32", "pretrained": "openai",
+                                                         "cache_dir": str(cache)}}
+    config_file = write_config(tmp_path / "clip.yaml", tiny_config)
+    result = subprocess.run(
+        [snakemake_executable(), "--snakefile", str(repo / "Snakefile"), "--directory", str(tmp_path),
+         "--configfile", str(config_file), "--cores", "1"],
+        capture_output=True, text=True, timeout=120,
+    )
+    message = result.stdout + result.stderr
+    assert result.returncode != 0 and not (tmp_path / "results").exists()
+    for part in ("'ViT-B-32'", "'openai'", str(cache), "gradienthide.clip_labels fetch"):
+        assert part in message
