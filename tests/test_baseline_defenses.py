@@ -86,6 +86,17 @@ def test_soteria_changes_only_the_defended_layer():
     assert torch.equal(defended["classifier.weight"][:, untouched], plain["classifier.weight"][:, untouched])
 
 
+def test_soteria_spends_its_budget_on_features_that_carry_gradient():
+    model, images, labels = _setup()
+    plain = _update("none", {}, model, [(images, labels)])
+    carrying = (plain["classifier.weight"] != 0).any(0)  # features with a gradient column at all
+    for percent in (10, 20):
+        defended = _update("soteria", {"percent": percent}, model, [(images, labels)])
+        newly_zero = carrying & (defended["classifier.weight"] == 0).all(0)
+        expected = min(int(round(percent / 100 * carrying.numel())), int(carrying.sum()))
+        assert int(newly_zero.sum()) == expected, percent
+
+
 def test_precode_kl_term_enters_the_loss():
     model, images, labels = _setup()
     with_kl = make_defense("precode", {"beta": 0.5, "bottleneck_size": 8})

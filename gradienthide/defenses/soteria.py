@@ -4,6 +4,10 @@ At each local step, for every input feature f of the defended layer (the last li
 the score sum_batch ||d r_f / d x|| / |r_f| is computed; the `percent` features with the
 smallest score, those whose value reveals most of the input for the least sensitivity, get
 their column of the layer's weight gradient set to zero. No other layer changes.
+
+A feature that is zero on every image of the batch (a dead ReLU) has a zero gradient column
+already and reveals nothing; it scores +inf so that it never takes up the pruning budget
+(otherwise 0/0 terms rank such features first and a small `percent` prunes nothing).
 """
 
 from __future__ import annotations
@@ -26,8 +30,11 @@ def representation_scores(features, images: torch.Tensor) -> torch.Tensor:
     # Forward mode costs one pass per input pixel, reverse mode one per feature: take the fewer.
     jacobian_of = jacfwd if images[0].numel() <= representation.shape[1] else jacrev
     jacobian = vmap(jacobian_of(single))(images.detach())  # [B, F, C, H, W]
-    sensitivity = jacobian.flatten(2).norm(dim=2)
-    return (sensitivity / (representation.abs() + 1e-8)).sum(0)
+    sensitivity = jacobian.flatten(2).norm(dim=2)  # [B, F]
+    active = representation.abs() > 0
+    ratios = torch.where(active, sensitivity / representation.abs().clamp_min(1e-12), torch.zeros_like(sensitivity))
+    scores = ratios.sum(0)
+    return torch.where(active.any(0), scores, torch.full_like(scores, float("inf")))
 
 
 @dataclass
