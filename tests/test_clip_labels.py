@@ -53,8 +53,10 @@ def test_label_stage_writes_the_parquet_schema(tmp_path, tiny_clip):
     data.save_dataset(tmp_path / "d.safetensors", dataset)
     artifacts.save_table(tmp_path / "s.parquet", partition.split_dataset(60, 10, 20, 2, seed=0))
     stages.label_public_pool({"labeler": "clip", "clip": settings}, tmp_path / "d.safetensors", tmp_path / "s.parquet",
-                             tmp_path / "labels.parquet")
+                             tmp_path / "labels.parquet", tmp_path / "pool.safetensors")
     table = artifacts.load_table(tmp_path / "labels.parquet", clip_labels.LABEL_COLUMNS)
+    pool = artifacts.load_tensors(tmp_path / "pool.safetensors")
+    assert pool["images"].shape[0] == 20 and pool["labels"].tolist() == table["label"].tolist()
     assert len(table) == 20 and table["index"].is_unique
     assert set(table["index"]) == set(partition.indices_of(partition.split_dataset(60, 10, 20, 2, seed=0), "public"))
     assert table["label"].between(0, 9).all() and table["confidence"].between(0.1, 1.0).all()
