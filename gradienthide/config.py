@@ -94,6 +94,8 @@ def _check_consistency(config: dict) -> None:
     for name in config["attacks"]:
         if name not in ATTACKS:
             problems.append(f"attacks.{name}: no such attack (known: {', '.join(sorted(ATTACKS))})")
+    if "gradinversion" in config["attacks"] and config["model"]["norm"] != "batch":
+        problems.append("attacks.gradinversion: its BatchNorm prior needs model.norm: batch")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
 
@@ -172,13 +174,48 @@ def preflight(config: dict) -> None:
         raise FileNotFoundError(f"data.path: dataset file {data['path']} not found")
     labels = config["labels"]
     if labels["labeler"] == "clip" and any(uses_public_pool(run) for run in defense_runs(config).values()):
-        import open_clip
-
         from gradienthide.clip_labels import resolve_checkpoint
 
         clip = labels["clip"]
-        if clip.get("model_config"):
-            if not Path(clip["model_config"]).expanduser().is_file():
-                raise FileNotFoundError(f"labels.clip.model_config: {clip['model_config']} not found")
-            open_clip.add_model_config(Path(clip["model_config"]).expanduser())
+        register_clip_model(clip)
         resolve_checkpoint(clip["model"], clip["pretrained"], clip["cache_dir"])
+    resolve_metrics(config)
+
+
+def register_clip_model(clip: dict) -> None:
+    """Make a model given by a JSON config (labels.clip.model_config) known to open_clip."""
+    if clip.get("model_config"):
+        import open_clip
+
+        path = Path(clip["model_config"]).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"labels.clip.model_config: {clip['model_config']} not found")
+        open_clip.add_model_config(path)
+
+
+def resolve_metrics(config: dict) -> dict:
+    """The metrics this run computes: whether LPIPS, and which semantic reference.
+
+    `auto` settings are resolved by what is on disk; a setting that asks for something
+    missing raises an error naming it, before any job starts.
+    """
+    from gradienthide import perceptual, semantic
+
+    metrics, clip = config["metrics"], config["labels"]["clip"]
+    if metrics["lpips"] is True:
+        perceptual.require_backbone(metrics["lpips_cache_dir"])
+        lpips = True
+    else:
+        lpips = metrics["lpips"] == "auto" and perceptual.backbone_path(metrics["lpips_cache_dir"]).is_file()
+    if metrics["semantic_reference"] != "no_defense":
+        register_clip_model(clip)
+    if metrics["semantic_reference"] == "clip":
+        from gradienthide.clip_labels import resolve_checkpoint
+
+        resolve_checkpoint(clip["model"], clip["pretrained"], clip["cache_dir"])
+    reference = semantic.choose_reference(metrics, clip)
+    if reference == "no_defense" and semantic.NO_DEFENSE_RUN not in config["defenses"]:
+        raise ConfigError(f"metrics.semantic_reference: the {metrics['semantic_reference']!r} reference is the "
+                          f"no-defense run's model, but defenses.{semantic.NO_DEFENSE_RUN} is not configured "
+                          f"(add it, or provide CLIP weights and set metrics.semantic_reference: clip)")
+    return {"lpips": lpips, "lpips_cache_dir": metrics["lpips_cache_dir"], "semantic_reference": reference}

@@ -7,7 +7,8 @@ import pandas as pd
 from gradienthide import artifacts
 
 METRIC_COLUMNS = ("defense", "defense_name", "attack", "round", "shard", "position", "client", "image", "label",
-                  "matched_reconstruction", "psnr", "ssim", "label_source", "label_correct", "public_labeler")
+                  "matched_reconstruction", "psnr", "ssim", "lpips", "semantic_match", "semantic_reference",
+                  "label_source", "label_correct", "public_labeler")
 
 
 def concat_tables(paths, required_columns=()) -> pd.DataFrame:
@@ -15,9 +16,16 @@ def concat_tables(paths, required_columns=()) -> pd.DataFrame:
 
 
 def summary(metrics: pd.DataFrame, accuracy: pd.DataFrame) -> pd.DataFrame:
-    """Mean attack quality per (defense, attack, round), with the defense's final test accuracy."""
-    quality = (metrics.groupby(["defense", "defense_name", "attack", "round", "public_labeler"], as_index=False)
+    """Mean attack quality per (defense, attack, round), with the defense's final test accuracy.
+
+    `semantic_match` is the fraction of reconstructions the semantic reference assigns to their
+    original's class; `label_accuracy` is empty for attacks given the labels; `lpips_mean` is
+    empty when LPIPS was not computed (its backbone was not on disk).
+    """
+    keys = ["defense", "defense_name", "attack", "round", "public_labeler", "semantic_reference"]
+    quality = (metrics.groupby(keys, as_index=False, dropna=False)
                .agg(psnr_mean=("psnr", "mean"), psnr_std=("psnr", "std"), ssim_mean=("ssim", "mean"),
+                    lpips_mean=("lpips", "mean"), semantic_match=("semantic_match", "mean"),
                     label_accuracy=("label_correct", "mean"), images=("psnr", "size")))
     last = accuracy.sort_values("round").groupby("defense", as_index=False).last()
     final = last[["defense", "test_accuracy"]].rename(columns={"test_accuracy": "final_test_accuracy"})

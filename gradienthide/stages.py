@@ -115,24 +115,47 @@ def attack_shard(attack_name: str, attack_params: dict, model_config: dict, defe
         "label_source": attack.label_source})
 
 
-def evaluate_shard(reconstructions_path, private_path, index_path, identity: dict, metrics_path, grid_path) -> None:
-    """Per-image PSNR/SSIM of a shard's reconstructions against the private originals, and a grid."""
-    from gradienthide import plots
+def load_semantic_reference(metric_settings: dict, model_config: dict, clip_config: dict, reference_model_path,
+                            dataset_path):
+    from gradienthide import semantic
+
+    if metric_settings["semantic_reference"] == "clip":
+        return semantic.ClipReference(clip_config, artifacts.load_json_metadata(dataset_path, "class_names"))
+    return semantic.NoDefenseReference(reference_model_path, model_config)
+
+
+def evaluate_shard(reconstructions_path, private_path, index_path, identity: dict, metrics_path, grid_path,
+                   metric_settings: dict, model_config: dict, clip_config: dict, reference_model_path=None,
+                   dataset_path=None) -> None:
+    """Per-image PSNR, SSIM, LPIPS and semantic match of a shard's reconstructions, and a grid.
+
+    `metric_settings` is config.resolve_metrics' answer: whether LPIPS is computed and which
+    semantic reference (the no-defense run's final model, or CLIP with the dataset's class names).
+    """
+    from gradienthide import perceptual, plots, semantic
 
     reconstructions = artifacts.load_tensors(reconstructions_path)
     positions = artifacts.load_json_metadata(reconstructions_path, "positions")
     label_source = artifacts.read_metadata(reconstructions_path).get("label_source", "known")
     index = artifacts.load_table(index_path, dumps.INDEX_COLUMNS).set_index("position")
     private = artifacts.load_tensors(private_path)
+    lpips_metric = perceptual.load_lpips(metric_settings["lpips_cache_dir"]) if metric_settings["lpips"] else None
+    reference = load_semantic_reference(metric_settings, model_config, clip_config, reference_model_path, dataset_path)
     tables, shown_originals, shown_reconstructions = [], [], []
     for position in positions:
         client = int(index.loc[position, "client"])
         originals = private[f"client{client}/images"]
         reconstructed = reconstructions[f"position{position}/images"]
         table = metrics.image_metrics(reconstructed, originals)
+        matched = reconstructed[torch.as_tensor(table["matched_reconstruction"].to_numpy())]
         table.insert(0, "position", position)
         table.insert(1, "client", client)
-        table["label"] = private[f"client{client}/labels"].numpy()
+        labels = private[f"client{client}/labels"]
+        table["label"] = labels.numpy()
+        table["lpips"] = (perceptual.lpips_distance(lpips_metric, matched, originals).numpy()
+                          if lpips_metric is not None else float("nan"))
+        table["semantic_match"] = semantic.semantic_match(reference, matched, labels).numpy()
+        table["semantic_reference"] = reference.name
         used = reconstructions[f"position{position}/labels"].numpy()
         table["label_source"] = label_source
         # did the attacker get the label of the reconstruction matched to this image right?
@@ -140,7 +163,7 @@ def evaluate_shard(reconstructions_path, private_path, index_path, identity: dic
                                   if label_source == "recovered" else float("nan"))
         tables.append(table)
         shown_originals.append(originals)
-        shown_reconstructions.append(reconstructed[torch.as_tensor(table["matched_reconstruction"].to_numpy())])
+        shown_reconstructions.append(matched)
     result = pd.concat(tables, ignore_index=True)
     for column, value in reversed(identity.items()):
         result.insert(0, column, value)

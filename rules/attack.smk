@@ -29,11 +29,14 @@ rule attack:
 
 
 rule evaluate:
-    """Score a shard's reconstructions against the private originals (PSNR, SSIM) and draw them."""
+    """Score a shard's reconstructions against the private originals (PSNR, SSIM, LPIPS, semantic match); draw them."""
     input:
         reconstructions=rules.attack.output.reconstructions,
         private=f"{OUT}/train/{{defense}}/round{{round}}/private.safetensors",
         index=f"{OUT}/train/{{defense}}/round{{round}}/updates.parquet",
+        # the semantic reference: the no-defense run's final model, or CLIP with the class names
+        reference_model=SEMANTIC_REFERENCE_MODEL,
+        dataset=DATASET if METRICS["semantic_reference"] == "clip" else [],
     output:
         metrics=f"{OUT}/attack/{{defense}}/{{attack}}/round{{round}}/shard{{shard}}/metrics.parquet",
         grid=f"{OUT}/attack/{{defense}}/{{attack}}/round{{round}}/shard{{shard}}/reconstructions.png",
@@ -45,6 +48,9 @@ rule evaluate:
             "round": int(wc.round),
             "shard": int(wc.shard),
         },
+        metrics=METRICS,
+        model=config["model"],
+        clip=config["labels"]["clip"],
     log:
         f"{OUT}/logs/evaluate/{{defense}}/{{attack}}/round{{round}}_shard{{shard}}.log",
     benchmark:

@@ -1,9 +1,18 @@
-# Paths shared by the rule files.
+# Paths and settings shared by the rule files.
+
+import sys
+
+from gradienthide import perceptual
 
 DATASET = f"{OUT}/data/dataset.safetensors"
 SPLITS = f"{OUT}/data/splits.parquet"
 PUBLIC_LABELS = f"{OUT}/labels/public_labels.parquet"
 PUBLIC_POOL = f"{OUT}/labels/public_pool.safetensors"
+METRICS = gh_config.resolve_metrics(config)
+if config["metrics"]["lpips"] == "auto" and not METRICS["lpips"]:
+    print(f"Note: LPIPS is not computed: {perceptual.backbone_path(config['metrics']['lpips_cache_dir'])} is absent "
+          "(README, 'LPIPS'); the lpips column stays empty.", file=sys.stderr)
+SEMANTIC_REFERENCE_MODEL = f"{OUT}/train/none/final_model.safetensors" if METRICS["semantic_reference"] == "no_defense" else []
 USES_PUBLIC_POOL = any(gh_config.uses_public_pool(run) for run in RUNS.values())
 
 

@@ -50,3 +50,16 @@ def snakemake_executable() -> str:
 def write_config(path: Path, config: dict) -> Path:
     path.write_text(yaml.safe_dump(copy.deepcopy(config), sort_keys=False))
     return path
+
+
+def random_alexnet_cache(cache_dir: Path) -> Path:
+    """A TORCH_HOME holding a randomly initialised AlexNet where LPIPS expects ImageNet's (offline)."""
+    import torchvision
+
+    from gradienthide import perceptual
+
+    path = perceptual.backbone_path(cache_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    torch.save(torchvision.models.alexnet().state_dict(), path)
+    return cache_dir

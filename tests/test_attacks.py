@@ -19,7 +19,7 @@ def _digit_batch(indices, size=8):
 def _upload(model, images, labels, defense="none", **context):
     update = make_defense(defense, context.pop("params", None)).client_update(
         copy.deepcopy(model), [(images, labels)], ClientContext(0.1, torch.Generator().manual_seed(0), **context))
-    return AttackTarget(update, len(labels), labels)
+    return AttackTarget(update, len(labels), labels, local_lr=0.1)
 
 
 def test_inverting_gradients_recovers_single_images_from_undefended_updates():
@@ -136,3 +136,64 @@ def test_adaptive_attacker_is_inverting_gradients_against_other_defenses():
     reference = make_attack("ig", {"iterations": 5, "restarts": 1})
     torch.testing.assert_close(adaptive.reconstruct(model, [target], (1, 8, 8), seed=1, progress=False)[0][0],
                                reference.reconstruct(model, [target], (1, 8, 8), seed=1, progress=False)[0][0])
+
+
+def _dlg_model():
+    """DLG's setting: a sigmoid network with weights drawn from U(-0.5, 0.5) (Zhu et al., 2019)."""
+    torch.manual_seed(0)
+    model = ConvNet(1, 10, 8, width=8, activation="sigmoid")
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.uniform_(-0.5, 0.5)
+    return model
+
+
+@pytest.mark.parametrize("name", ["dlg", "idlg"])
+def test_dlg_and_idlg_recover_single_images_and_their_labels(name):
+    model = _dlg_model()
+    images, labels = _digit_batch([0, 1, 2])
+    targets = [_upload(model, images[i : i + 1], labels[i : i + 1]) for i in range(3)]
+    for target in targets:
+        target.known_labels = None  # both attacks find the labels themselves
+    results = make_attack(name, {"iterations": 20}).reconstruct(model, targets, (1, 8, 8), seed=0, progress=False)
+    for i, (reconstruction, used_labels) in enumerate(results):
+        assert used_labels.tolist() == [int(labels[i])]
+        assert metrics.psnr(reconstruction, images[i : i + 1]).item() > 30
+
+
+def test_dlg_reads_the_upload_as_a_gradient_scaled_by_the_local_learning_rate():
+    # told the wrong local learning rate, the Euclidean objective cannot be met by the true image
+    model = _dlg_model()
+    images, labels = _digit_batch([1])
+    target = _upload(model, images, labels)
+    target.local_lr = 1.0  # the upload was made with 0.1
+    reconstruction, _ = make_attack("idlg", {"iterations": 20}).reconstruct(model, [target], (1, 8, 8), seed=0,
+                                                                            progress=False)[0]
+    assert metrics.psnr(reconstruction, images).item() < 20
+
+
+def test_dlg_replay_of_a_multi_step_update_is_exact_at_the_true_batch():
+    from torch.func import functional_call
+
+    from gradienthide.attacks.dlg import descent_per_lr
+
+    model = _dlg_model()
+    images, labels = _digit_batch([0, 1])
+    update = make_defense("none").client_update(copy.deepcopy(model), [(images[:1], labels[:1]), (images[1:], labels[1:])],
+                                                ClientContext(0.1, torch.Generator().manual_seed(0)))
+    params = {name: p.detach() for name, p in model.named_parameters()}
+
+    def task_loss(p, x, y):
+        return torch.nn.functional.cross_entropy(functional_call(model, p, (x,)), y)
+
+    def mismatch(steps):
+        read = descent_per_lr(task_loss, params, images, torch.nn.functional.one_hot(labels, 10).float(), steps, 0.1)
+        return max(((read[n] + update[n] / 0.1).norm() / update[n].norm() * 0.1).item() for n in params)
+
+    assert mismatch(steps=2) < 1e-5  # the objective DLG minimises is zero at the private batch
+    assert mismatch(steps=1) > 1e-2  # read as one gradient, the two-step update is not matched
+
+
+def test_dlg_rejects_an_unknown_line_search():
+    with pytest.raises(ValueError, match="attacks.dlg.line_search"):
+        make_attack("dlg", {"line_search": "armijo"})

@@ -6,7 +6,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from conftest import snakemake_executable, write_config
+from conftest import random_alexnet_cache, snakemake_executable, write_config
 from gradienthide import artifacts
 
 pytestmark = pytest.mark.pipeline
@@ -43,6 +43,7 @@ def finished_run(tmp_path_factory, repo):
     workdir = tmp_path_factory.mktemp("pipeline")
     with open(repo / "tests" / "configs" / "tiny.yaml") as handle:
         config = yaml.safe_load(handle)
+    config["metrics"]["lpips_cache_dir"] = str(random_alexnet_cache(workdir / "torch"))
     config_file = write_config(workdir / "config.yaml", config)
     run_snakemake(repo, workdir, config_file)
     return workdir, config_file, config
@@ -53,18 +54,25 @@ def test_outputs_of_every_stage(finished_run):
     results = workdir / "results"
     metrics = artifacts.load_table(results / "report" / "metrics.parquet")
     runs = {"none", "gradienthide", "pruning-fraction0.5", "pruning-fraction0.9", "dp", "soteria", "precode", "mixup"}
-    # ig: 8 defense settings, adaptive: gradienthide only; x 1 round x 3 clients x batch of 2 images
-    assert len(metrics) == (8 + 1) * 1 * 3 * 2
-    assert set(metrics["defense"]) == runs and set(metrics["attack"]) == {"ig", "adaptive"}
+    # ig: 8 defense settings, adaptive: gradienthide, dlg: none and gradienthide, idlg: none;
+    # x 1 round x 3 clients x batch of 2 images
+    assert len(metrics) == (8 + 1 + 2 + 1) * 1 * 3 * 2
+    assert set(metrics["defense"]) == runs and set(metrics["attack"]) == {"ig", "adaptive", "dlg", "idlg"}
     assert set(metrics.loc[metrics["attack"] == "adaptive", "defense"]) == {"gradienthide"}
-    recovered = metrics[metrics["attack"] == "adaptive"]
+    assert set(metrics.loc[metrics["attack"] == "dlg", "defense"]) == {"none", "gradienthide"}
+    recovered = metrics[metrics["attack"].isin(["adaptive", "dlg", "idlg"])]
     assert set(recovered["label_source"]) == {"recovered"} and recovered["label_correct"].isin([0.0, 1.0]).all()
     assert metrics.loc[metrics["attack"] == "ig", "label_correct"].isna().all()  # labels were known
     assert set(metrics["public_labeler"]) == {"oracle"}
     assert metrics["psnr"].notna().all() and metrics["ssim"].between(-1, 1).all()
+    assert metrics["lpips"].notna().all() and (metrics["lpips"] >= 0).all()
+    assert metrics["semantic_match"].isin([0.0, 1.0]).all()
+    assert set(metrics["semantic_reference"]) == {"no-defense model (none)"}
     assert pd.read_csv(results / "report" / "metrics.csv").shape == metrics.shape
     summary = pd.read_csv(results / "report" / "summary.csv")
-    assert {"psnr_mean", "ssim_mean", "final_test_accuracy"} <= set(summary.columns)
+    assert {"psnr_mean", "ssim_mean", "lpips_mean", "semantic_match", "label_accuracy", "semantic_reference",
+            "final_test_accuracy"} <= set(summary.columns)
+    assert len(summary) == 8 + 1 + 2 + 1  # one row per (defense setting, attack, round)
     accuracy = artifacts.load_table(results / "report" / "accuracy.parquet")
     assert len(accuracy) == 8 * config["training"]["rounds"]
     assert accuracy.loc[accuracy["defense"] == "dp", "epsilon"].is_monotonic_increasing

@@ -36,6 +36,8 @@ LOCAL_CLUSTER_FLAGS = [
 
 def test_pipeline_runs_through_the_slurm_profile(tmp_path, repo, tiny_config):
     tiny_config["defenses"] = {"none": {}, "gradienthide": tiny_config["defenses"]["gradienthide"]}
+    tiny_config["attacks"] = {"ig": tiny_config["attacks"]["ig"]}
+    tiny_config["metrics"]["lpips"] = False
     tiny_config["attack"]["shard_size"] = 3
     config_file = write_config(tmp_path / "config.yaml", tiny_config)
     started = time.monotonic()

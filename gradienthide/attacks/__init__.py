@@ -2,9 +2,12 @@
 
 from gradienthide.attacks.adaptive import AdaptiveAttack
 from gradienthide.attacks.base import Attack, AttackTarget
+from gradienthide.attacks.dlg import DeepLeakage
+from gradienthide.attacks.idlg import ImprovedDeepLeakage
 from gradienthide.attacks.inverting_gradients import InvertingGradients
 
-ATTACKS: dict[str, type[Attack]] = {cls.name: cls for cls in (InvertingGradients, AdaptiveAttack)}
+ATTACKS: dict[str, type[Attack]] = {
+    cls.name: cls for cls in (DeepLeakage, ImprovedDeepLeakage, InvertingGradients, AdaptiveAttack)}
 
 
 def make_attack(name: str, params: dict | None = None) -> Attack:

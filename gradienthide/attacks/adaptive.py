@@ -26,7 +26,8 @@ from typing import ClassVar
 import torch
 from torch.func import functional_call
 
-from gradienthide.attacks.inverting_gradients import InvertingGradients, sgd_replay
+from gradienthide.attacks.base import sgd_replay
+from gradienthide.attacks.inverting_gradients import InvertingGradients
 
 
 @dataclass

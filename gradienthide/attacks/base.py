@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import torch
 from torch import nn
+from torch.func import grad
 
 from gradienthide.configurable import Configurable
 
@@ -43,6 +44,23 @@ class Attack(Configurable):
                     seed: int, progress: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
         raise NotImplementedError
 
+
+def group_targets(targets: list[AttackTarget], simulate_local_steps: bool) -> dict[tuple[int, int, float], list[int]]:
+    """Target positions by (batch size, simulated local steps, local lr): vmap needs one shape per call."""
+    groups: dict[tuple[int, int, float], list[int]] = {}
+    for i, target in enumerate(targets):
+        steps = target.local_steps if simulate_local_steps else 1
+        groups.setdefault((target.num_samples, steps, target.local_lr), []).append(i)
+    return dict(sorted(groups.items()))
+
+
+def sgd_replay(task_loss, params, batches, lr):
+    """The parameters after one functional SGD step per batch, differentiable in the batches."""
+    current = params
+    for images, labels in batches:
+        step_grad = grad(task_loss)(current, images, labels)
+        current = {name: current[name] - lr * step_grad[name] for name in current}
+    return current
 
 
 def classifier_bias_name(model: nn.Module) -> str:

@@ -24,16 +24,8 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, grad_and_value, vmap
 from tqdm import tqdm
 
-from gradienthide.attacks.base import Attack, AttackTarget, classifier_bias_name, recover_labels, total_variation
-
-
-def sgd_replay(task_loss, params, batches, lr):
-    """The parameters after one functional SGD step per batch, differentiable in the batches."""
-    current = params
-    for images, labels in batches:
-        step_grad = grad(task_loss)(current, images, labels)
-        current = {name: current[name] - lr * step_grad[name] for name in current}
-    return current
+from gradienthide.attacks.base import (Attack, AttackTarget, classifier_bias_name, group_targets, recover_labels,
+                                       sgd_replay, total_variation)
 
 
 @dataclass
@@ -66,13 +58,8 @@ class InvertingGradients(Attack):
         device = next(model.parameters()).device
         labels = [self.target_labels(model, t).to(device) for t in targets]
         results: list = [None] * len(targets)
-        # vmap needs one shape per call: group targets by batch size and local steps.
-        groups: dict[tuple[int, int, float], list[int]] = {}
-        for i, target in enumerate(targets):
-            steps = target.local_steps if self.simulate_local_steps else 1
-            groups.setdefault((target.num_samples, steps, target.local_lr), []).append(i)
         generator = torch.Generator(device="cpu").manual_seed(seed)
-        for (batch_size, steps, local_lr), members in sorted(groups.items()):
+        for (batch_size, steps, local_lr), members in group_targets(targets, self.simulate_local_steps).items():
             images = self._optimise(model, [targets[i] for i in members], [labels[i] for i in members],
                                     (batch_size, *image_shape), steps, local_lr, generator, progress)
             for i, reconstruction in zip(members, images):
