@@ -88,6 +88,17 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     return correct / len(images), loss / len(images)
 
 
+def average_buffers(model: nn.Module, client_buffers: dict[str, list[tuple[torch.Tensor, float]]]) -> None:
+    """Set the global model's buffers (BatchNorm running statistics) to the clients' weighted
+    average; integer counters take the largest count."""
+    buffers = dict(model.named_buffers())
+    for name, values in client_buffers.items():
+        if buffers[name].is_floating_point():
+            buffers[name].copy_(sum(value * weight for value, weight in values))
+        else:
+            buffers[name].copy_(max(value for value, _ in values))
+
+
 def run_fedavg(
     model: nn.Module,
     client_data: dict[int, tuple[torch.Tensor, torch.Tensor]],
@@ -119,6 +130,7 @@ def run_fedavg(
             attacked[round_number] = AttackedRound(
                 round_number, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
         total = {name: torch.zeros_like(p) for name, p in global_state.items()}
+        client_buffers: dict[str, list[tuple[torch.Tensor, float]]] = {}
         total_weight = sum(weights[int(c)] for c in chosen)
         for client in map(int, chosen):
             images, labels = client_data[client]
@@ -129,6 +141,8 @@ def run_fedavg(
             update = defense.client_update(local_model, batches, context)
             for name in total:
                 total[name] += update[name] * (weights[client] / total_weight)
+            for name, buffer in local_model.named_buffers():
+                client_buffers.setdefault(name, []).append((buffer.detach().clone(), weights[client] / total_weight))
             if round_number in attacked:
                 used = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
                 attacked[round_number].uploads.append(
@@ -137,6 +151,7 @@ def run_fedavg(
         with torch.no_grad():
             for name, parameter in model.named_parameters():
                 parameter.add_(total[name])
+            average_buffers(model, client_buffers)
         accuracy, loss = evaluate(model, *test_data)
         rows.append({"round": round_number, "test_accuracy": accuracy, "test_loss": loss})
         bar.set_postfix(accuracy=f"{accuracy:.3f}")

@@ -18,7 +18,7 @@ from gradienthide import artifacts, clip_labels, data, dumps, metrics, partition
 from gradienthide.attacks import AttackTarget, make_attack
 from gradienthide.defenses import make_defense
 from gradienthide.fl import FedAvgSettings, run_fedavg
-from gradienthide.models import build_model
+from gradienthide.models import as_client_forward, build_model
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,7 @@ def attack_shard(attack_name: str, attack_params: dict, model_config: dict, defe
         pool = artifacts.load_tensors(public_pool_path)
         attack.learn_defense(defense, pool["images"].float() / 255.0, pool["labels"], seed)
     model.load_state_dict(artifacts.load_tensors(global_model_path, device))
+    as_client_forward(model)  # BatchNorm as in the client's step; running statistics kept for priors
     uploads = dumps.read_updates(updates_path, index_path, positions)
     targets = [AttackTarget({k: v.to(device) for k, v in u.update.items()}, u.num_samples, torch.tensor(u.labels),
                             protocol["local_steps"], protocol["lr"])

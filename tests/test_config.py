@@ -103,3 +103,11 @@ def test_snakemake_stops_a_clip_run_without_weights_before_any_job(tmp_path, rep
     assert result.returncode != 0 and not (tmp_path / "results").exists()
     for part in ("'ViT-B-32'", "'openai'", str(cache), "gradienthide.clip_labels fetch"):
         assert part in message
+
+
+def test_gradinversion_needs_a_batchnorm_model(default_config):
+    default_config["attacks"]["gradinversion"] = {"iterations": 10}
+    with pytest.raises(ConfigError, match=r"attacks\.gradinversion: its BatchNorm prior needs model\.norm: batch"):
+        validate_config(default_config)
+    default_config["model"]["norm"] = "batch"
+    assert validate_config(default_config)["attacks"]["gradinversion"]["iterations"] == 10

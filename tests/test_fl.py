@@ -55,3 +55,18 @@ def test_attacked_rounds_keep_every_sampled_upload_and_the_same_private_batches_
     torch.manual_seed(0)
     initial = ConvNet(1, 10, 8, width=8).state_dict()
     assert all(torch.equal(initial[n], round_one.global_state[n]) for n in initial)
+
+
+def test_fedavg_with_batchnorm_averages_the_clients_running_statistics():
+    clients, test, public = _digits_setup()
+    settings = FedAvgSettings(rounds=20, clients_per_round=3, local_steps=5, batch_size=16, lr=0.3, attack_rounds=(2,))
+    torch.manual_seed(0)
+    model = ConvNet(1, 10, 8, width=8, norm="batch")
+    result = run_fedavg(model, clients, test, make_defense("none"), settings, 0, public, progress=False)
+    # evaluation uses the running statistics: had they stayed at their initial values (mean 0,
+    # variance 1) the data's scale would be wrong and accuracy near chance
+    assert result.accuracy["test_accuracy"].iloc[-1] > 0.6
+    assert not torch.allclose(result.final_state["features.1.running_mean"], torch.zeros(8))
+    assert int(result.final_state["features.1.num_batches_tracked"]) == 20 * 5
+    # the attacked round's model carries the statistics the clients had at that point
+    assert not torch.equal(result.attacked_rounds[2].global_state["features.1.running_var"], torch.ones(8))

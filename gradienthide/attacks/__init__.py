@@ -3,11 +3,12 @@
 from gradienthide.attacks.adaptive import AdaptiveAttack
 from gradienthide.attacks.base import Attack, AttackTarget
 from gradienthide.attacks.dlg import DeepLeakage
+from gradienthide.attacks.gradinversion import GradInversion
 from gradienthide.attacks.idlg import ImprovedDeepLeakage
 from gradienthide.attacks.inverting_gradients import InvertingGradients
 
 ATTACKS: dict[str, type[Attack]] = {
-    cls.name: cls for cls in (DeepLeakage, ImprovedDeepLeakage, InvertingGradients, AdaptiveAttack)}
+    cls.name: cls for cls in (DeepLeakage, ImprovedDeepLeakage, InvertingGradients, GradInversion, AdaptiveAttack)}
 
 
 def make_attack(name: str, params: dict | None = None) -> Attack:

@@ -8,13 +8,18 @@ their column of the layer's weight gradient set to zero. No other layer changes.
 A feature that is zero on every image of the batch (a dead ReLU) has a zero gradient column
 already and reveals nothing; it scores +inf so that it never takes up the pruning budget
 (otherwise 0/0 terms rank such features first and a small `percent` prunes nothing).
+
+With BatchNorm the scores use its running statistics: a per-image Jacobian can neither use
+the batch's statistics nor update the running ones.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from torch.func import jacfwd, jacrev, vmap
 
 from gradienthide.defenses.base import Defense
@@ -22,6 +27,9 @@ from gradienthide.defenses.base import Defense
 
 def representation_scores(features, images: torch.Tensor) -> torch.Tensor:
     """Per feature: the summed ratio of input sensitivity to magnitude, shape [F]."""
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in features.modules()):
+        features = copy.deepcopy(features).eval()
+
     def single(x):
         return features(x.unsqueeze(0)).squeeze(0)
 
