@@ -241,3 +241,19 @@ def test_gradinversion_refuses_a_model_without_batchnorm():
     with pytest.raises(ValueError, match="model.norm: batch"):
         make_attack("gradinversion", {"iterations": 1}).reconstruct(model, [_upload(model, images, labels)], (1, 8, 8),
                                                                     seed=0, progress=False)
+
+
+@pytest.mark.parametrize("name", ["ig", "dlg", "gradinversion"])
+def test_same_seed_same_reconstruction_through_a_stochastic_model(name):
+    # PRECODE's bottleneck samples noise in every forward pass, inside the attack's vmap
+    torch.manual_seed(0)
+    precode = make_defense("precode", {"beta": 0.001, "bottleneck_size": 8})
+    model = precode.adapt_model(ConvNet(1, 10, 8, width=4, norm="batch" if name == "gradinversion" else "none"))
+    images, labels = _digit_batch([5, 6])
+    target = _upload(model, images, labels, defense="precode", params={"beta": 0.001, "bottleneck_size": 8})
+    attack = make_attack(name, {"iterations": 5})
+    first = attack.reconstruct(model, [target], (1, 8, 8), seed=3, progress=False)[0][0]
+    torch.rand(10)  # the caller's random state does not matter
+    second = attack.reconstruct(model, [target], (1, 8, 8), seed=3, progress=False)[0][0]
+    third = attack.reconstruct(model, [target], (1, 8, 8), seed=4, progress=False)[0][0]
+    assert torch.equal(first, second) and not torch.equal(first, third)

@@ -73,12 +73,12 @@ class AdaptiveAttack(InvertingGradients):
         # minus (simulated upload - public-only change), like the residual target
         return {name: params[name] - final[name] + self._public_only[name] for name in params}
 
-    def reconstruct(self, model, targets, image_shape, seed, progress=True):
+    def invert(self, model, targets, image_shape, seed, progress=True):
         if self.knowledge is not None:
             self._public_only = self._public_change(model)
             targets = [type(t)(**{**t.__dict__, "update": {n: t.update[n] - self._public_only[n] for n in t.update}})
                        for t in targets]
-        return super().reconstruct(model, targets, image_shape, seed, progress)
+        return super().invert(model, targets, image_shape, seed, progress)
 
     def _public_change(self, model):
         """The change the public steps alone make from the global model."""

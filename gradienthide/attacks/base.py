@@ -25,7 +25,8 @@ class AttackTarget:
 
 @dataclass
 class Attack(Configurable):
-    """A gradient inversion attack. Subclasses are dataclasses whose fields are the config's knobs.
+    """A gradient inversion attack. Subclasses are dataclasses whose fields are the config's knobs
+    and implement `invert`.
 
     `reconstruct` returns, for each target, a [num_samples, C, H, W] tensor in [0, 1] and
     the labels it used (known or recovered).
@@ -42,6 +43,16 @@ class Attack(Configurable):
 
     def reconstruct(self, model: nn.Module, targets: list[AttackTarget], image_shape: tuple[int, int, int],
                     seed: int, progress: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        # A stochastic model (PRECODE's sampling) draws from torch's global generator inside
+        # vmap: seed it too, so the same seed gives the same reconstruction, without
+        # disturbing the caller's random state.
+        device = next(model.parameters()).device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            return self.invert(model, targets, image_shape, seed, progress)
+
+    def invert(self, model: nn.Module, targets: list[AttackTarget], image_shape: tuple[int, int, int],
+               seed: int, progress: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
         raise NotImplementedError
 
 

@@ -56,7 +56,7 @@ class DeepLeakage(Attack):
     def initial_labels(self, model, target: AttackTarget) -> torch.Tensor | None:
         return None
 
-    def reconstruct(self, model, targets, image_shape, seed, progress=True):
+    def invert(self, model, targets, image_shape, seed, progress=True):
         results: list = [None] * len(targets)
         generator = torch.Generator(device="cpu").manual_seed(seed)
         for (batch_size, steps, local_lr), members in group_targets(targets, self.simulate_local_steps).items():

@@ -66,7 +66,7 @@ class GradInversion(Attack):
     group_every: int = 100
     simulate_local_steps: bool = True
 
-    def reconstruct(self, model, targets, image_shape, seed, progress=True):
+    def invert(self, model, targets, image_shape, seed, progress=True):
         batchnorms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         if not batchnorms:
             raise ValueError("attacks.gradinversion: the model has no BatchNorm layer (set model.norm: batch)")

@@ -54,7 +54,7 @@ class InvertingGradients(Attack):
             return target.known_labels
         return recover_labels(target.update, classifier_bias_name(model), target.num_samples)
 
-    def reconstruct(self, model, targets, image_shape, seed, progress=True):
+    def invert(self, model, targets, image_shape, seed, progress=True):
         device = next(model.parameters()).device
         labels = [self.target_labels(model, t).to(device) for t in targets]
         results: list = [None] * len(targets)
