@@ -1,12 +1,15 @@
 """Writing and reading what training leaves for the attacks: global models and client updates.
 
-Per attacked round, three artifacts:
+Per attacked round, four artifacts:
 - `global_model.safetensors`: the model the sampled clients received;
 - `updates.safetensors` + `updates.parquet`: every sampled client's upload, and an index
   (defense run, round, position, client, number of samples, known labels, tensor names,
   sha256 of that client's tensors);
 - `private.safetensors`: the private images behind each update, read only by evaluation,
-  never by an attack job.
+  never by an attack job;
+- `public_draws.parquet`: the pool positions each client drew for its public steps (empty
+  for defenses without them): the client's own randomness, read only by the
+  `adaptive_oracle` upper bound.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from gradienthide import artifacts
 from gradienthide.fl import AttackedRound
 
 INDEX_COLUMNS = ("defense", "round", "position", "client", "num_samples", "labels", "tensor_names", "sha256")
+DRAW_COLUMNS = ("position", "client", "step", "pool_positions")
 
 
 def _key(client: int, name: str) -> str:
@@ -32,8 +36,11 @@ def write_attacked_round(directory: str | Path, run_id: str, attacked: AttackedR
     directory = Path(directory)
     artifacts.save_tensors(directory / "global_model.safetensors", attacked.global_state,
                            metadata={"defense": run_id, "round": attacked.round, "model_info": model_info})
-    tensors, rows, private = {}, [], {}
+    tensors, rows, private, draws = {}, [], {}, []
     for position, upload in enumerate(attacked.uploads):
+        if upload.public_draws is not None:
+            draws += [{"position": position, "client": upload.client, "step": step, "pool_positions": chosen.tolist()}
+                      for step, chosen in enumerate(upload.public_draws)]
         names = sorted(upload.update)
         for name in names:
             tensors[_key(upload.client, name)] = upload.update[name]
@@ -47,6 +54,7 @@ def write_attacked_round(directory: str | Path, run_id: str, attacked: AttackedR
     artifacts.save_tensors(directory / "updates.safetensors", tensors, metadata={"defense": run_id, "round": attacked.round})
     artifacts.save_table(directory / "updates.parquet", pd.DataFrame(rows, columns=list(INDEX_COLUMNS)))
     artifacts.save_tensors(directory / "private.safetensors", private, metadata={"defense": run_id, "round": attacked.round})
+    artifacts.save_table(directory / "public_draws.parquet", pd.DataFrame(draws, columns=list(DRAW_COLUMNS)))
 
 
 @dataclass
@@ -79,3 +87,15 @@ def read_updates(updates_path: str | Path, index_path: str | Path, positions: li
 def read_private_batch(private_path: str | Path, client: int) -> tuple[torch.Tensor, torch.Tensor]:
     tensors = artifacts.load_tensors(private_path)
     return tensors[_key(client, "images")], tensors[_key(client, "labels")]
+
+
+def read_public_draws(draws_path: str | Path, positions: list[int]) -> list[torch.Tensor]:
+    """Each upload's public draws, [steps, batch] pool positions, for the uploads at `positions`."""
+    table = artifacts.load_table(draws_path, DRAW_COLUMNS)
+    draws = []
+    for position in positions:
+        rows = table[table["position"] == position].sort_values("step")
+        if rows.empty:
+            raise KeyError(f"{draws_path}: no public draws recorded for the update at position {position}")
+        draws.append(torch.tensor([list(p) for p in rows["pool_positions"]], dtype=torch.long))
+    return draws

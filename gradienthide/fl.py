@@ -30,6 +30,7 @@ class ClientUpload:
     images: torch.Tensor  # the private images behind the update (for metrics only)
     labels: torch.Tensor
     num_samples: int
+    public_draws: torch.Tensor | None = None  # [public steps, batch] pool positions, for defenses that draw them
 
 
 @dataclass
@@ -147,7 +148,8 @@ def run_fedavg(
                 used = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
                 attacked[round_number].uploads.append(
                     ClientUpload(client, {k: v.detach().cpu() for k, v in update.items()},
-                                 used[0].detach().cpu(), used[1].detach().cpu(), len(used[1])))
+                                 used[0].detach().cpu(), used[1].detach().cpu(), len(used[1]),
+                                 torch.stack(context.public_draws) if context.public_draws else None))
         with torch.no_grad():
             for name, parameter in model.named_parameters():
                 parameter.add_(total[name])

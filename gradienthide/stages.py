@@ -86,11 +86,13 @@ def train_defense(run_id: str, defense_name: str, defense_params: dict, model_co
 
 def attack_shard(attack_name: str, attack_params: dict, model_config: dict, defense_name: str, defense_params: dict,
                  protocol: dict, global_model_path, updates_path, index_path, positions: list[int], seed: int,
-                 reconstructions_path, public_pool_path=None, device="cpu") -> None:
+                 reconstructions_path, public_pool_path=None, public_draws_path=None, device="cpu") -> None:
     """Reconstruct the private batches behind the updates at `positions`, all in one batch.
 
     Reads only what the server sees: the global model (with the architecture the defense
     trains), the uploads, and the protocol's local steps and learning rate; never private data.
+    The adaptive attacks also read the public pool, and the adaptive_oracle upper bound each
+    client's public draws.
     """
     attack = make_attack(attack_name, attack_params)
     info = artifacts.load_json_metadata(global_model_path, "model_info")
@@ -103,6 +105,8 @@ def attack_shard(attack_name: str, attack_params: dict, model_config: dict, defe
     model.load_state_dict(artifacts.load_tensors(global_model_path, device))
     as_client_forward(model)  # BatchNorm as in the client's step; running statistics kept for priors
     uploads = dumps.read_updates(updates_path, index_path, positions)
+    if public_draws_path:
+        attack.learn_public_draws(dumps.read_public_draws(public_draws_path, [u.position for u in uploads]))
     targets = [AttackTarget({k: v.to(device) for k, v in u.update.items()}, u.num_samples, torch.tensor(u.labels),
                             protocol["local_steps"], protocol["lr"])
                for u in uploads]

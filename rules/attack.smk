@@ -5,6 +5,9 @@ rule attack:
         updates=f"{OUT}/train/{{defense}}/round{{round}}/updates.safetensors",
         index=f"{OUT}/train/{{defense}}/round{{round}}/updates.parquet",
         public_pool=lambda wc: PUBLIC_POOL if attack_models_public_steps(wc.attack, wc.defense) else [],
+        # the clients' own public batches: read only by the adaptive_oracle upper bound
+        public_draws=lambda wc: (f"{OUT}/train/{wc.defense}/round{wc.round}/public_draws.parquet"
+                                 if attack_reads_public_draws(wc.attack, wc.defense) else []),
     output:
         reconstructions=f"{OUT}/attack/{{defense}}/{{attack}}/round{{round}}/shard{{shard}}/reconstructions.safetensors",
     params:

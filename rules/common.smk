@@ -23,6 +23,13 @@ def attack_models_public_steps(attack, run_id):
     return ATTACKS[attack].needs_public_pool and gh_config.uses_public_pool(RUNS[run_id])
 
 
+def attack_reads_public_draws(attack, run_id):
+    """Only the adaptive_oracle upper bound, on a defense with public steps, reads the clients' draws."""
+    from gradienthide.attacks import ATTACKS
+
+    return ATTACKS[attack].needs_public_draws and gh_config.uses_public_pool(RUNS[run_id])
+
+
 def train_dir(defense):
     return f"{OUT}/train/{defense}"
 
@@ -35,4 +42,5 @@ def shard_dir(defense, attack, round_number, shard):
     return f"{OUT}/attack/{defense}/{attack}/round{round_number}/shard{shard}"
 
 
-ROUND_FILES = ("global_model.safetensors", "updates.safetensors", "updates.parquet", "private.safetensors")
+ROUND_FILES = ("global_model.safetensors", "updates.safetensors", "updates.parquet", "private.safetensors",
+               "public_draws.parquet")

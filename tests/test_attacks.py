@@ -104,8 +104,6 @@ def test_simulating_local_steps_inverts_a_multi_step_update():
 
 
 def test_adaptive_attacker_who_knows_the_public_batch_undoes_gradienthide():
-    from gradienthide.attacks.adaptive import AdaptiveAttack
-
     torch.manual_seed(0)
     model = ConvNet(1, 10, 8, width=8)
     images, labels = _digit_batch([0])
@@ -117,10 +115,15 @@ def test_adaptive_attacker_who_knows_the_public_batch_undoes_gradienthide():
                      public_labels=pool_labels, params=dict(params))
     settings = {"iterations": 300, "restarts": 1}
     plain = make_attack("ig", settings).reconstruct(model, [hidden], (1, 8, 8), seed=0, progress=False)[0][0]
-    adaptive = make_attack("adaptive", {**settings, "public_sample": 32})
-    adaptive.learn_defense(make_defense("gradienthide", params), pool_images, pool_labels, seed=0)
-    adapted = adaptive.reconstruct(model, [hidden], (1, 8, 8), seed=0, progress=False)[0][0]
-    assert metrics.psnr(adapted, images).item() > metrics.psnr(plain, images).item() + 2
+    scores = {}
+    for mode in ("simulate", "subtract"):
+        adaptive = make_attack("adaptive", {**settings, "mode": mode})  # the stand-in: the whole pool
+        adaptive.learn_defense(make_defense("gradienthide", params), pool_images, pool_labels, seed=0)
+        adapted = adaptive.reconstruct(model, [hidden], (1, 8, 8), seed=0, progress=False)[0][0]
+        scores[mode] = metrics.psnr(adapted, images).item()
+    plain_score = metrics.psnr(plain, images).item()
+    assert scores["simulate"] > plain_score + 2
+    assert scores["subtract"] > plain_score  # first order: it ignores where the public steps start
 
 
 def test_adaptive_attacker_is_inverting_gradients_against_other_defenses():
@@ -257,3 +260,40 @@ def test_same_seed_same_reconstruction_through_a_stochastic_model(name):
     second = attack.reconstruct(model, [target], (1, 8, 8), seed=3, progress=False)[0][0]
     third = attack.reconstruct(model, [target], (1, 8, 8), seed=4, progress=False)[0][0]
     assert torch.equal(first, second) and not torch.equal(first, third)
+
+
+def test_adaptive_oracle_given_the_clients_public_draws_undoes_gradienthide():
+    torch.manual_seed(0)
+    model = ConvNet(1, 10, 8, width=8)
+    images, labels = _digit_batch([0])
+    # a pool larger than the public batch: the client's draws are its own secret
+    pool_images, pool_labels = _digit_batch(list(range(100, 164)))
+    params = {"public_steps": 2, "public_batch_size": 16, "public_lr": 0.2}
+    context = ClientContext(0.1, torch.Generator().manual_seed(0), pool_images, pool_labels)
+    update = make_defense("gradienthide", dict(params)).client_update(copy.deepcopy(model), [(images, labels)], context)
+    assert [len(d) for d in context.public_draws] == [16, 16]
+    hidden = AttackTarget(update, 1, labels, local_lr=0.1)
+    settings = {"iterations": 300, "restarts": 1}
+    scores = {}
+    for name in ("ig", "adaptive", "adaptive_oracle"):
+        attack = make_attack(name, settings)
+        if name != "ig":
+            attack.learn_defense(make_defense("gradienthide", params), pool_images, pool_labels, seed=0)
+        if name == "adaptive_oracle":
+            attack.learn_public_draws([torch.stack(context.public_draws)])
+        reconstruction = attack.reconstruct(model, [hidden], (1, 8, 8), seed=0, progress=False)[0][0]
+        scores[name] = metrics.psnr(reconstruction, images).item()
+    print(scores)
+    assert scores["adaptive_oracle"] > 20
+    assert scores["adaptive_oracle"] > max(scores["ig"], scores["adaptive"]) + 2
+
+
+def test_adaptive_oracle_refuses_draws_that_do_not_fit_the_protocol():
+    model = ConvNet(1, 10, 8, width=4)
+    images, labels = _digit_batch([0])
+    attack = make_attack("adaptive_oracle", {"iterations": 2, "restarts": 1})
+    attack.learn_defense(make_defense("gradienthide", {"public_steps": 2, "public_batch_size": 4}),
+                         torch.rand(8, 1, 8, 8), torch.zeros(8, dtype=torch.long), seed=0)
+    attack.learn_public_draws([torch.zeros(3, 4, dtype=torch.long)])  # three steps recorded, two in the protocol
+    with pytest.raises(ValueError, match="3 recorded public steps"):
+        attack.reconstruct(model, [_upload(model, images, labels)], (1, 8, 8), seed=0, progress=False)

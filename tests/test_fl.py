@@ -51,6 +51,8 @@ def test_attacked_rounds_keep_every_sampled_upload_and_the_same_private_batches_
     for a, b in zip(round_one.uploads, hidden.attacked_rounds[1].uploads):
         assert a.client == b.client and torch.equal(a.images, b.images)
         assert not torch.equal(a.update["classifier.bias"], b.update["classifier.bias"])
+        # the public batches GradientHide drew are recorded (for the adaptive_oracle bound), distinct images
+        assert a.public_draws is None and b.public_draws.shape == (1, 32) and len(set(b.public_draws[0].tolist())) == 32
     # the stored global model is the one the clients received, not the one after the round
     torch.manual_seed(0)
     initial = ConvNet(1, 10, 8, width=8).state_dict()

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import random_alexnet_cache, snakemake_executable, write_config
-from gradienthide import artifacts
+from gradienthide import artifacts, dumps
 
 pytestmark = pytest.mark.pipeline
 
@@ -54,11 +54,12 @@ def test_outputs_of_every_stage(finished_run):
     results = workdir / "results"
     metrics = artifacts.load_table(results / "report" / "metrics.parquet")
     runs = {"none", "gradienthide", "pruning-fraction0.5", "pruning-fraction0.9", "dp", "soteria", "precode", "mixup"}
-    # ig: 8 defense settings, adaptive: gradienthide, dlg: none and gradienthide, idlg: none;
-    # x 1 round x 3 clients x batch of 2 images
-    assert len(metrics) == (8 + 1 + 2 + 1) * 1 * 3 * 2
-    assert set(metrics["defense"]) == runs and set(metrics["attack"]) == {"ig", "adaptive", "dlg", "idlg"}
-    assert set(metrics.loc[metrics["attack"] == "adaptive", "defense"]) == {"gradienthide"}
+    # ig: 8 defense settings, adaptive and adaptive_oracle: gradienthide, dlg: none and
+    # gradienthide, idlg: none; x 1 round x 3 clients x batch of 2 images
+    assert len(metrics) == (8 + 1 + 1 + 2 + 1) * 1 * 3 * 2
+    assert set(metrics["defense"]) == runs
+    assert set(metrics["attack"]) == {"ig", "adaptive", "adaptive_oracle", "dlg", "idlg"}
+    assert set(metrics.loc[metrics["attack"].str.startswith("adaptive"), "defense"]) == {"gradienthide"}
     assert set(metrics.loc[metrics["attack"] == "dlg", "defense"]) == {"none", "gradienthide"}
     recovered = metrics[metrics["attack"].isin(["adaptive", "dlg", "idlg"])]
     assert set(recovered["label_source"]) == {"recovered"} and recovered["label_correct"].isin([0.0, 1.0]).all()
@@ -72,7 +73,7 @@ def test_outputs_of_every_stage(finished_run):
     summary = pd.read_csv(results / "report" / "summary.csv")
     assert {"psnr_mean", "ssim_mean", "lpips_mean", "semantic_match", "label_accuracy", "semantic_reference",
             "final_test_accuracy"} <= set(summary.columns)
-    assert len(summary) == 8 + 1 + 2 + 1  # one row per (defense setting, attack, round)
+    assert len(summary) == 8 + 1 + 1 + 2 + 1  # one row per (defense setting, attack, round)
     accuracy = artifacts.load_table(results / "report" / "accuracy.parquet")
     assert len(accuracy) == 8 * config["training"]["rounds"]
     assert accuracy.loc[accuracy["defense"] == "dp", "epsilon"].is_monotonic_increasing
@@ -83,6 +84,12 @@ def test_outputs_of_every_stage(finished_run):
         assert (results / "report" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     index = artifacts.load_table(results / "train" / "gradienthide" / "round2" / "updates.parquet")
     assert len(index) == 3 and index["sha256"].str.len().eq(64).all()
+    public_steps = config["defenses"]["gradienthide"]["public_steps"]
+    draws = dumps.read_public_draws(results / "train" / "gradienthide" / "round2" / "public_draws.parquet", [0, 1, 2])
+    pool_size = config["data"]["public_pool_size"]
+    assert all(d.shape == (public_steps, min(config["defenses"]["gradienthide"]["public_batch_size"], pool_size))
+               and d.max() < pool_size for d in draws)
+    assert artifacts.load_table(results / "train" / "none" / "round2" / "public_draws.parquet").empty
     assert (results / "logs" / "train" / "gradienthide.log").stat().st_size > 0
     assert (results / "attack" / "none" / "ig" / "round2" / "shard1" / "reconstructions.png").exists()
 
@@ -104,13 +111,16 @@ def test_changing_a_defense_parameter_reruns_only_that_defense(finished_run, rep
     assert ("train", "defense=gradienthide") in jobs
 
 
-def test_only_the_adaptive_attack_on_gradienthide_reads_the_public_pool(finished_run, repo):
+def test_only_adaptive_attacks_on_gradienthide_read_the_public_pool_and_only_the_oracle_the_draws(finished_run, repo):
     workdir, config_file, _ = finished_run
     result = run_snakemake(repo, workdir, config_file, "--dry-run", "--forceall")
     blocks = re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout)
     readers = [b for b in blocks if b.lstrip().startswith("rule attack:") and "public_pool" in b.split("output:")[0]]
-    assert len(readers) == 2  # the two shards of the attacked round
-    assert all("attack=adaptive" in b and "defense=gradienthide," in b for b in readers)
+    assert len(readers) == 4  # the two shards of the attacked round, for adaptive and adaptive_oracle
+    assert all(re.search(r"attack=adaptive(_oracle)?,", b) and "defense=gradienthide," in b for b in readers)
+    # the clients' own public draws: only the upper bound is given them
+    draw_readers = [b for b in blocks if b.lstrip().startswith("rule attack:") and "public_draws" in b.split("output:")[0]]
+    assert len(draw_readers) == 2 and all("attack=adaptive_oracle," in b for b in draw_readers)
 
 
 def test_attack_jobs_never_read_private_data(finished_run, repo):

@@ -7,5 +7,5 @@ stages.attack_shard(
     snakemake.params.defense_name, snakemake.params.defense_params, snakemake.params.protocol,
     snakemake.input.global_model, snakemake.input.updates, snakemake.input.index,
     snakemake.params.positions, snakemake.params.seed, snakemake.output.reconstructions,
-    snakemake.input.public_pool or None, device,
+    snakemake.input.public_pool or None, snakemake.input.public_draws or None, device,
 )

@@ -3,8 +3,8 @@
 The protocol and the public pool with its labels are public, so the server can model an
 upload as: the client's private SGD steps from the global model, then `public_steps` SGD
 steps with `public_lr` on public batches. The client's public batches are random draws it
-does not see; it stands in a fixed random sample of `public_sample` pool images for each of
-them (their expected gradient). Two ways to use that:
+does not see; it stands in the whole pool for each of them (a random batch's expected
+gradient), or a random sample of `public_sample` pool images. Two ways to use that:
 
 - `subtract`: estimate the public steps' change from the global model, subtract it from
   the upload, and run Inverting Gradients on what is left (first order: it ignores that the
@@ -20,7 +20,7 @@ Against any defense other than GradientHide it is Inverting Gradients.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import torch
@@ -34,7 +34,7 @@ from gradienthide.attacks.inverting_gradients import InvertingGradients
 class PublicKnowledge:
     """What the attacker knows of GradientHide's second stage."""
 
-    images: torch.Tensor  # the public pool sample standing in for each public batch
+    images: torch.Tensor  # the public pool (or the sample of it standing in for each public batch)
     labels: torch.Tensor
     steps: int
     lr: float
@@ -46,50 +46,61 @@ class AdaptiveAttack(InvertingGradients):
     needs_public_pool: ClassVar[bool] = True
 
     mode: str = "simulate"
-    public_sample: int = 32
+    public_sample: int | None = None  # None: the whole pool, whose gradient is a random batch's expectation
 
     def __post_init__(self):
         super().__post_init__()
         self.knowledge: PublicKnowledge | None = None  # set by learn_defense, not a config knob
         if self.mode not in ("simulate", "subtract"):
-            raise ValueError(f"attacks.adaptive.mode: {self.mode!r} is not 'simulate' or 'subtract'")
+            raise ValueError(f"attacks.{self.name}.mode: {self.mode!r} is not 'simulate' or 'subtract'")
 
     def learn_defense(self, defense, pool_images: torch.Tensor, pool_labels: torch.Tensor, seed: int) -> None:
         """Take in the attacked defense's public settings and the public pool (with its labels)."""
         if getattr(defense, "name", None) != "gradienthide":
             self.knowledge = None
             return
-        generator = torch.Generator().manual_seed(seed)
-        chosen = torch.randperm(len(pool_labels), generator=generator)[: self.public_sample]
-        self.knowledge = PublicKnowledge(pool_images[chosen], pool_labels[chosen], defense.public_steps, defense.public_lr)
+        if self.public_sample is not None:
+            generator = torch.Generator().manual_seed(seed)
+            chosen = torch.randperm(len(pool_labels), generator=generator)[: self.public_sample]
+            pool_images, pool_labels = pool_images[chosen], pool_labels[chosen]
+        self.knowledge = PublicKnowledge(pool_images, pool_labels, defense.public_steps, defense.public_lr)
 
-    def simulated_descent(self, task_loss, params, x, y, steps, local_lr):
-        if self.knowledge is None or self.mode == "subtract":
-            return super().simulated_descent(task_loss, params, x, y, steps, local_lr)
+    def assumed_public_batches(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The public batches assumed for the target at `position`: [steps, batch, C, H, W] and
+        [steps, batch]. The client's own draws are unknown: the same stand-in for every step."""
         known = self.knowledge
+        return (known.images.unsqueeze(0).expand(known.steps, *known.images.shape),
+                known.labels.unsqueeze(0).expand(known.steps, *known.labels.shape))
+
+    def simulated_descent(self, task_loss, params, x, y, steps, local_lr, extra):
+        if not extra:  # subtract mode, or a defense without public steps
+            return super().simulated_descent(task_loss, params, x, y, steps, local_lr, extra)
         after_private = sgd_replay(task_loss, params, zip(x.chunk(steps), y.chunk(steps)), local_lr)
-        public_batches = [(known.images.to(x.device), known.labels.to(x.device))] * known.steps
-        final = sgd_replay(task_loss, after_private, public_batches, known.lr)
+        final = sgd_replay(task_loss, after_private, zip(extra["public_images"], extra["public_labels"]),
+                           self.knowledge.lr)
         # minus (simulated upload - public-only change), like the residual target
-        return {name: params[name] - final[name] + self._public_only[name] for name in params}
+        return {name: params[name] - final[name] + extra["public_only"][name] for name in params}
 
     def invert(self, model, targets, image_shape, seed, progress=True):
-        if self.knowledge is not None:
-            self._public_only = self._public_change(model)
-            targets = [type(t)(**{**t.__dict__, "update": {n: t.update[n] - self._public_only[n] for n in t.update}})
-                       for t in targets]
-        return super().invert(model, targets, image_shape, seed, progress)
+        if self.knowledge is None:
+            return super().invert(model, targets, image_shape, seed, progress)
+        device = next(model.parameters()).device
+        residual_targets = []
+        for position, target in enumerate(targets):
+            images, labels = (t.to(device) for t in self.assumed_public_batches(position))
+            public_only = self._public_change(model, images, labels)
+            residual = {name: target.update[name] - public_only[name] for name in target.update}
+            extra = {"public_images": images, "public_labels": labels, "public_only": public_only}
+            residual_targets.append(replace(target, update=residual, extra=extra if self.mode == "simulate" else {}))
+        return super().invert(model, residual_targets, image_shape, seed, progress)
 
-    def _public_change(self, model):
+    def _public_change(self, model, images, labels):
         """The change the public steps alone make from the global model."""
         params = {name: p.detach() for name, p in model.named_parameters()}
         buffers = {name: b.detach() for name, b in model.named_buffers()}
-        device = next(model.parameters()).device
 
         def task_loss(p, x, y):
             return torch.nn.functional.cross_entropy(functional_call(model, (p, buffers), (x,)), y)
 
-        known = self.knowledge
-        batches = [(known.images.to(device), known.labels.to(device))] * known.steps
-        final = sgd_replay(task_loss, params, batches, known.lr)
+        final = sgd_replay(task_loss, params, zip(images, labels), self.knowledge.lr)
         return {name: (final[name] - params[name]).detach() for name in params}

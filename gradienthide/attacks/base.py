@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
@@ -21,6 +21,9 @@ class AttackTarget:
     known_labels: torch.Tensor | None = None  # given under the known-labels threat model
     local_steps: int = 1  # the protocol's local SGD steps and step size, known to the server
     local_lr: float = 1.0
+    # tensors an attack's simulation needs per target besides the dummy batch (the adaptive
+    # attacker's assumed public batches); batched with the targets
+    extra: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -35,6 +38,7 @@ class Attack(Configurable):
     name: ClassVar[str]
     section: ClassVar[str] = "attacks"
     needs_public_pool: ClassVar[bool] = False  # models a defense's public steps (adaptive)
+    needs_public_draws: ClassVar[bool] = False  # is given each client's public batches (an upper bound)
 
     @property
     def label_source(self) -> str:

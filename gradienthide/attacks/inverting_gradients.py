@@ -66,8 +66,9 @@ class InvertingGradients(Attack):
                 results[i] = (reconstruction.cpu(), labels[i].cpu())
         return results
 
-    def simulated_descent(self, task_loss, params, x, y, steps, local_lr):
-        """Minus the update a client would upload for data (x, y), up to scale."""
+    def simulated_descent(self, task_loss, params, x, y, steps, local_lr, extra):
+        """Minus the update a client would upload for data (x, y), up to scale; `extra` is the
+        target's AttackTarget.extra."""
         if steps == 1:
             return grad(task_loss)(params, x, y)
         final = sgd_replay(task_loss, params, zip(x.chunk(steps), y.chunk(steps)), local_lr)
@@ -83,12 +84,13 @@ class InvertingGradients(Attack):
                         for name in params}
         target_norm = torch.sqrt(sum(g.pow(2).flatten(1).sum(1) for g in target_grads.values()))
         batch_labels = torch.stack(labels).repeat_interleave(restarts, 0)
+        extra = _stack_rows([t.extra for t in targets], restarts)
 
         def task_loss(p, x, y):
             return F.cross_entropy(functional_call(model, (p, buffers), (x,)), y)
 
-        def objective(x, y, wanted, wanted_norm):
-            g = self.simulated_descent(task_loss, params, x, y, steps, local_lr)
+        def objective(x, y, wanted, wanted_norm, extra):
+            g = self.simulated_descent(task_loss, params, x, y, steps, local_lr, extra)
             dot = sum((g[name] * wanted[name]).sum() for name in params)
             norm = torch.sqrt(sum(g[name].pow(2).sum() for name in params))
             return 1 - dot / (norm * wanted_norm + 1e-12) + self.tv_weight * total_variation(x)
@@ -102,7 +104,7 @@ class InvertingGradients(Attack):
         bar = tqdm(range(self.iterations), desc=f"{self.name}: {count} updates x {restarts} restarts",
                    unit="it", disable=not progress, mininterval=2.0)
         for _ in bar:
-            x_grad, values = objective_and_grad(x.detach(), batch_labels, target_grads, target_norm)
+            x_grad, values = objective_and_grad(x.detach(), batch_labels, target_grads, target_norm, extra)
             x.grad = x_grad.sign()
             optimiser.step()
             schedule.step()
@@ -111,7 +113,21 @@ class InvertingGradients(Attack):
             bar.set_postfix(objective=f"{values.mean().item():.4f}", refresh=False)
 
         with torch.no_grad():
-            final = vmap(objective, randomness="different")(x.detach(), batch_labels, target_grads, target_norm).view(count, restarts)
+            final = vmap(objective, randomness="different")(x.detach(), batch_labels, target_grads, target_norm,
+                                                            extra).view(count, restarts)
         best = final.argmin(1)
         images = x.detach().view(count, restarts, *batch_shape)
         return [images[i, best[i]] for i in range(count)]
+
+
+def _stack_rows(per_target: list[dict], restarts: int) -> dict:
+    """Stack each target's tensors (nested dicts allowed), one row per (target, restart)."""
+    if not per_target or not per_target[0]:
+        return {}
+    stacked = {}
+    for key, value in per_target[0].items():
+        if isinstance(value, dict):
+            stacked[key] = _stack_rows([t[key] for t in per_target], restarts)
+        else:
+            stacked[key] = torch.stack([t[key] for t in per_target]).repeat_interleave(restarts, 0)
+    return stacked

@@ -9,7 +9,7 @@ A client's update runs in three overridable steps, so a defense changes only wha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
@@ -29,6 +29,9 @@ class ClientContext:
     generator: torch.Generator  # the defense's own randomness, seeded per run
     public_images: torch.Tensor | None = None  # float [P, C, H, W] in [0, 1]
     public_labels: torch.Tensor | None = None  # labels from the public labeler
+    # pool positions of each public batch the defense drew, recorded apart from the upload
+    # (only the adaptive_oracle upper bound is given them)
+    public_draws: list[torch.Tensor] = field(default_factory=list)
 
 
 def cross_entropy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

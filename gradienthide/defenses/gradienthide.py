@@ -36,6 +36,8 @@ class GradientHide(Defense):
         batch_size = min(self.public_batch_size, pool_size)
         batches = []
         for _ in range(self.public_steps):
-            chosen = torch.randperm(pool_size, generator=context.generator)[:batch_size].to(context.public_images.device)
+            chosen = torch.randperm(pool_size, generator=context.generator)[:batch_size]
+            context.public_draws.append(chosen)
+            chosen = chosen.to(context.public_images.device)
             batches.append((context.public_images[chosen], context.public_labels[chosen]))
         return batches
