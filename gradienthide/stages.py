@@ -45,7 +45,7 @@ def label_public_pool(labels_config: dict, dataset_path, splits_path, labels_pat
         agreement = float((table["label"].to_numpy() == dataset.labels[pool].numpy()).mean())
         log.info("CLIP zero-shot labels agree with the true labels on %.1f%% of the pool", 100 * agreement)
     artifacts.save_table(labels_path, table)
-    artifacts.save_tensors(pool_path, {"images": dataset.images[pool], "labels": torch.as_tensor(table["label"].to_numpy())},
+    artifacts.save_tensors(pool_path, {"images": dataset.images[pool], "labels": torch.tensor(table["label"].to_numpy(copy=True))},
                            metadata={"labeler": str(table["labeler"].iloc[0])})
 
 
@@ -64,7 +64,7 @@ def train_defense(run_id: str, defense_name: str, defense_params: dict, model_co
     if defense.uses_public_pool:
         table = artifacts.load_table(labels_path, clip_labels.LABEL_COLUMNS)
         public = (images[torch.as_tensor(table["index"].to_numpy())],
-                  torch.as_tensor(table["label"].to_numpy(), device=device))
+                  torch.tensor(table["label"].to_numpy(copy=True), device=device))
         labeler = str(table["labeler"].iloc[0])
     torch.manual_seed(seed)  # the same initial model for every defense
     model = defense.adapt_model(build_model(model_config, dataset.image_shape, dataset.num_classes)).to(device)
