@@ -81,7 +81,11 @@ def train_defense(run_id: str, defense_name: str, defense_params: dict, model_co
     artifacts.save_tensors(final_model_path, result.final_state, metadata={"model_info": model_info, "defense": run_id})
     for round_number, directory in round_dirs.items():
         dumps.write_attacked_round(directory, run_id, result.attacked_rounds[round_number], model_info)
-    log.info("%s: final test accuracy %.4f", run_id, accuracy["test_accuracy"].iloc[-1])
+    final_accuracy = accuracy["test_accuracy"].iloc[-1]
+    log.info("%s: final test accuracy %.4f", run_id, final_accuracy)
+    if final_accuracy < 1.5 / dataset.num_classes:
+        log.warning("%s: final test accuracy %.3f is near chance (%d classes): training diverged or did not "
+                    "learn; try a lower training.lr", run_id, final_accuracy, dataset.num_classes)
 
 
 def attack_shard(attack_name: str, attack_params: dict, model_config: dict, defense_name: str, defense_params: dict,
