@@ -1,6 +1,7 @@
 import copy
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -9,7 +10,21 @@ import torch
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-CIFAR_SUBSET = REPO.parent / "shared" / "data" / "cifar10_subset.npz"
+
+
+def _shared_data_dirs() -> list[Path]:
+    """Where ../shared/data may be: $GRADIENTHIDE_SHARED_DATA, next to this checkout, or next
+    to the checkout it was cloned from (a CI clone lives elsewhere)."""
+    dirs = [Path(os.environ["GRADIENTHIDE_SHARED_DATA"])] if os.environ.get("GRADIENTHIDE_SHARED_DATA") else []
+    dirs.append(REPO.parent / "shared" / "data")
+    origin = subprocess.run(["git", "-C", str(REPO), "remote", "get-url", "origin"], capture_output=True, text=True)
+    if origin.returncode == 0 and Path(origin.stdout.strip()).is_dir():  # a local clone
+        dirs.append(Path(origin.stdout.strip()).resolve().parent / "shared" / "data")
+    return dirs
+
+
+CIFAR_SUBSET = next((d / "cifar10_subset.npz" for d in _shared_data_dirs() if (d / "cifar10_subset.npz").is_file()),
+                    REPO.parent / "shared" / "data" / "cifar10_subset.npz")
 
 
 @pytest.fixture(autouse=True)
