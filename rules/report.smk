@@ -21,8 +21,9 @@ rule aggregate:
         metrics=f"{OUT}/report/metrics.parquet",
         metrics_csv=f"{OUT}/report/metrics.csv",
         accuracy=f"{OUT}/report/accuracy.parquet",
-        summary=f"{OUT}/report/summary.csv",
-        privacy_utility=f"{OUT}/report/privacy_utility.csv",
+        summary=report(f"{OUT}/report/summary.csv", caption="../report/summary.rst", category="Tables"),
+        privacy_utility=report(f"{OUT}/report/privacy_utility.csv", caption="../report/privacy_utility_table.rst",
+                               category="Tables"),
     log:
         f"{OUT}/logs/aggregate.log",
     benchmark:

@@ -100,6 +100,17 @@ def test_second_run_does_nothing(finished_run, repo):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def test_report_archive_holds_the_figures_and_tables(finished_run, repo):
+    import zipfile
+
+    workdir, config_file, _ = finished_run
+    archive = workdir / "report.zip"
+    run_snakemake(repo, workdir, config_file, "--report", str(archive))
+    names = {name.rsplit("/", 1)[-1] for name in zipfile.ZipFile(archive).namelist()}
+    assert {"report.html", "summary.csv", "privacy_utility.csv", "psnr_by_defense.png", "accuracy_by_round.png",
+            "privacy_utility.png", "reconstructions.png"} <= names
+
+
 def test_changing_a_defense_parameter_reruns_only_that_defense(finished_run, repo):
     workdir, _, config = finished_run
     config["defenses"]["gradienthide"]["public_lr"] = 0.05
