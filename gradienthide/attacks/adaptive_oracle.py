@@ -25,16 +25,14 @@ class AdaptiveOracleAttack(AdaptiveAttack):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.public_sample is not None:
+            raise ValueError("attacks.adaptive_oracle: public_sample does not apply, "
+                             "the recorded draws index the whole pool")
         self.public_draws: list[torch.Tensor] | None = None  # set by learn_public_draws
 
     def learn_public_draws(self, draws: list[torch.Tensor]) -> None:
         """Each target's pool positions per public step, [steps, batch], in target order."""
         self.public_draws = draws
-
-    def learn_defense(self, defense, pool_images, pool_labels, seed):
-        super().learn_defense(defense, pool_images, pool_labels, seed)
-        if self.knowledge is not None:  # keep the whole pool: the draws index into it
-            self.knowledge.images, self.knowledge.labels = pool_images, pool_labels
 
     def assumed_public_batches(self, position):
         if self.public_draws is None:
