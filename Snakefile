@@ -10,9 +10,6 @@ from gradienthide import config as gh_config
 
 min_version("9.0")
 
-# Jobs (local, conda or SLURM) import the gradienthide package from this checkout.
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
-
 # A --configfile given on the command line is a whole experiment; otherwise the default.
 if not workflow.overwrite_configfiles:
     workflow.configfile(os.path.join(workflow.basedir, "config.yaml"))

@@ -14,6 +14,7 @@ from gradienthide import data
 from gradienthide.attacks import AttackTarget, make_attack
 from gradienthide.defenses import ClientContext, make_defense
 from gradienthide.models import ConvNet
+from gradienthide.protocol import ClientProtocol
 
 
 def main() -> None:
@@ -32,8 +33,8 @@ def main() -> None:
     targets = []
     for t in range(args.targets):
         x, y = images[t * args.batch : (t + 1) * args.batch], digits.labels[t * args.batch : (t + 1) * args.batch]
-        update = make_defense("none").client_update(copy.deepcopy(model), [(x, y)], ClientContext(0.1, torch.Generator()))
-        targets.append(AttackTarget(update, len(y), y))
+        update = make_defense("none").client_update(copy.deepcopy(model), [(x, y)], ClientContext(ClientProtocol(local_steps=1, batch_size=args.batch, lr=0.1), torch.Generator()))
+        targets.append(AttackTarget(update, len(y), y, ClientProtocol(local_steps=1, batch_size=args.batch, lr=0.1)))
     attack = make_attack("ig", {"iterations": args.iterations, "restarts": 2})
 
     start = time.perf_counter()

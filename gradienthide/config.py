@@ -83,6 +83,9 @@ def _check_consistency(config: dict) -> None:
             f"attack.clients_per_round={attack['clients_per_round']} exceeds "
             f"training.clients_per_round={training['clients_per_round']}"
         )
+    if training["algorithm"] == "fedavg" and training["mu"]:
+        problems.append(f"training.mu={training['mu']}: the proximal term belongs to FedProx "
+                        "(set training.algorithm: fedprox, or drop training.mu)")
     if data["dataset"] == "npz" and not data.get("path"):
         problems.append("data.path: required when data.dataset is 'npz'")
     from gradienthide.defenses import DEFENSES

@@ -1,7 +1,9 @@
-"""Writing and reading what training leaves for the attacks: global models and client updates.
+"""The artifacts passed between training, attacks and evaluation: their file names, tensor keys,
+and how they are written and read. Rules build their paths with the helpers here.
 
-Per attacked round, four artifacts:
-- `global_model.safetensors`: the model the sampled clients received;
+Per attacked round, five artifacts:
+- `global_model.safetensors`: the model the sampled clients received, with what a server
+  knows of it in the metadata: the model's shape and the clients' local protocol;
 - `updates.safetensors` + `updates.parquet`: every sampled client's upload, and an index
   (defense run, round, position, client, number of samples, known labels, tensor names,
   sha256 of that client's tensors);
@@ -10,32 +12,78 @@ Per attacked round, four artifacts:
 - `public_draws.parquet`: the pool positions each client drew for its public steps (empty
   for defenses without them): the client's own randomness, read only by the
   `adaptive_oracle` upper bound.
+
+Per attack shard: `reconstructions.safetensors` (each inverted upload's images and the labels
+the attack used), then `metrics.parquet` and a `reconstructions.png` grid from evaluation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
 
 from gradienthide import artifacts
-from gradienthide.fl import AttackedRound
+from gradienthide.protocol import ClientProtocol
 
+if TYPE_CHECKING:
+    from gradienthide.fl import AttackedRound
+
+ROUND_FILES = {
+    "global_model": "global_model.safetensors",
+    "updates": "updates.safetensors",
+    "index": "updates.parquet",
+    "private": "private.safetensors",
+    "public_draws": "public_draws.parquet",
+}
+SHARD_FILES = {
+    "reconstructions": "reconstructions.safetensors",
+    "metrics": "metrics.parquet",
+    "grid": "reconstructions.png",
+}
 INDEX_COLUMNS = ("defense", "round", "position", "client", "num_samples", "labels", "tensor_names", "sha256")
 DRAW_COLUMNS = ("position", "client", "step", "pool_positions")
+
+
+# --- where things live (the rules use these, with wildcards as values) -----------------------
+
+def train_dir(output_dir, defense) -> str:
+    return f"{output_dir}/train/{defense}"
+
+
+def round_dir(output_dir, defense, round_number) -> str:
+    return f"{output_dir}/train/{defense}/round{round_number}"
+
+
+def round_file(output_dir, defense, round_number, what: str) -> str:
+    """One of ROUND_FILES of a training run's attacked round."""
+    return f"{round_dir(output_dir, defense, round_number)}/{ROUND_FILES[what]}"
+
+
+def shard_dir(output_dir, defense, attack, round_number, shard) -> str:
+    return f"{output_dir}/attack/{defense}/{attack}/round{round_number}/shard{shard}"
+
+
+def shard_file(output_dir, defense, attack, round_number, shard, what: str) -> str:
+    """One of SHARD_FILES of an attack job."""
+    return f"{shard_dir(output_dir, defense, attack, round_number, shard)}/{SHARD_FILES[what]}"
 
 
 def _key(client: int, name: str) -> str:
     return f"client{client}/{name}"
 
 
-def write_attacked_round(directory: str | Path, run_id: str, attacked: AttackedRound, model_info: dict) -> None:
-    """`model_info` (image shape, number of classes) lets an attacker rebuild the model."""
+def write_attacked_round(directory: str | Path, run_id: str, attacked: AttackedRound, model_info: dict,
+                         protocol: ClientProtocol) -> None:
+    """`model_info` (image shape, number of classes) and `protocol` are what a server knows: an
+    attacker rebuilds the model and replays the clients' local steps from them."""
     directory = Path(directory)
-    artifacts.save_tensors(directory / "global_model.safetensors", attacked.global_state,
-                           metadata={"defense": run_id, "round": attacked.round, "model_info": model_info})
+    artifacts.save_tensors(directory / ROUND_FILES["global_model"], attacked.global_state,
+                           metadata={"defense": run_id, "round": attacked.round, "model_info": model_info,
+                                     "protocol": protocol.to_metadata()})
     tensors, rows, private, draws = {}, [], {}, []
     for position, upload in enumerate(attacked.uploads):
         if upload.public_draws is not None:
@@ -51,10 +99,18 @@ def write_attacked_round(directory: str | Path, run_id: str, attacked: AttackedR
             "num_samples": upload.num_samples, "labels": upload.labels.tolist(), "tensor_names": names,
             "sha256": artifacts.tensors_sha256(upload.update),
         })
-    artifacts.save_tensors(directory / "updates.safetensors", tensors, metadata={"defense": run_id, "round": attacked.round})
-    artifacts.save_table(directory / "updates.parquet", pd.DataFrame(rows, columns=list(INDEX_COLUMNS)))
-    artifacts.save_tensors(directory / "private.safetensors", private, metadata={"defense": run_id, "round": attacked.round})
-    artifacts.save_table(directory / "public_draws.parquet", pd.DataFrame(draws, columns=list(DRAW_COLUMNS)))
+    artifacts.save_tensors(directory / ROUND_FILES["updates"], tensors, metadata={"defense": run_id, "round": attacked.round})
+    artifacts.save_table(directory / ROUND_FILES["index"], pd.DataFrame(rows, columns=list(INDEX_COLUMNS)))
+    artifacts.save_tensors(directory / ROUND_FILES["private"], private, metadata={"defense": run_id, "round": attacked.round})
+    artifacts.save_table(directory / ROUND_FILES["public_draws"], pd.DataFrame(draws, columns=list(DRAW_COLUMNS)))
+
+
+def read_protocol(global_model_path: str | Path) -> ClientProtocol:
+    """The clients' local protocol, as the server sent it with the global model."""
+    metadata = artifacts.read_metadata(global_model_path)
+    if "protocol" not in metadata:
+        raise artifacts.CorruptArtifactError(f"{global_model_path}: metadata key 'protocol' missing")
+    return ClientProtocol.from_metadata(metadata["protocol"])
 
 
 @dataclass
@@ -84,9 +140,11 @@ def read_updates(updates_path: str | Path, index_path: str | Path, positions: li
     return uploads
 
 
-def read_private_batch(private_path: str | Path, client: int) -> tuple[torch.Tensor, torch.Tensor]:
+def read_private_batches(private_path: str | Path) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """Each attacked client's private images and labels, by client (for evaluation only)."""
     tensors = artifacts.load_tensors(private_path)
-    return tensors[_key(client, "images")], tensors[_key(client, "labels")]
+    clients = sorted({int(key.split("/")[0].removeprefix("client")) for key in tensors})
+    return {c: (tensors[_key(c, "images")], tensors[_key(c, "labels")]) for c in clients}
 
 
 def read_public_draws(draws_path: str | Path, positions: list[int]) -> list[torch.Tensor]:
@@ -99,3 +157,34 @@ def read_public_draws(draws_path: str | Path, positions: list[int]) -> list[torc
             raise KeyError(f"{draws_path}: no public draws recorded for the update at position {position}")
         draws.append(torch.tensor([list(p) for p in rows["pool_positions"]], dtype=torch.long))
     return draws
+
+
+@dataclass
+class Reconstruction:
+    """An attack's result for one upload."""
+
+    position: int
+    client: int
+    images: torch.Tensor  # [num_samples, C, H, W] in [0, 1]
+    labels: torch.Tensor  # the labels the attack used (known or recovered)
+
+
+def write_reconstructions(path: str | Path, reconstructions: list[Reconstruction], *, attack: str,
+                          label_source: str) -> None:
+    tensors = {}
+    for item in reconstructions:
+        tensors[f"position{item.position}/images"] = item.images
+        tensors[f"position{item.position}/labels"] = item.labels
+    artifacts.save_tensors(path, tensors, metadata={
+        "attack": attack, "positions": [r.position for r in reconstructions],
+        "clients": [r.client for r in reconstructions], "label_source": label_source})
+
+
+def read_reconstructions(path: str | Path) -> tuple[list[Reconstruction], str]:
+    """A shard's reconstructions in position order, and their label source ('known' or 'recovered')."""
+    tensors = artifacts.load_tensors(path)
+    positions = artifacts.load_json_metadata(path, "positions")
+    clients = artifacts.load_json_metadata(path, "clients")
+    label_source = artifacts.read_metadata(path).get("label_source", "known")
+    return [Reconstruction(p, c, tensors[f"position{p}/images"], tensors[f"position{p}/labels"])
+            for p, c in zip(positions, clients)], label_source

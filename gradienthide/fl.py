@@ -1,4 +1,8 @@
-"""Federated averaging with a pluggable client-side defense.
+"""Federated training rounds with a pluggable client-side defense.
+
+This module keeps the server's side: rounds, client sampling, aggregation, evaluation, and
+what is kept for the attacks. What a client does locally is its `ClientProtocol`
+(gradienthide.protocol), which FedAvg and FedProx differ in; both aggregate the same way.
 
 Client sampling, private batches and the initial model depend only on the seed, not on the
 defense, so every defense is attacked on the same private images at the same rounds.
@@ -17,6 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from gradienthide.defenses import ClientContext, Defense
+from gradienthide.protocol import ClientProtocol
 
 log = logging.getLogger(__name__)
 
@@ -41,25 +46,37 @@ class AttackedRound:
 
 
 @dataclass
-class FedAvgResult:
+class TrainingResult:
     accuracy: pd.DataFrame  # one row per round: round, test_accuracy, test_loss
     attacked_rounds: dict[int, AttackedRound]
     final_state: dict[str, torch.Tensor]
 
 
 @dataclass
-class FedAvgSettings:
+class RoundSettings:
+    """The server's schedule: how many rounds, how many clients each, which rounds are kept."""
+
     rounds: int
     clients_per_round: int
-    local_steps: int
-    batch_size: int
-    lr: float
     attack_rounds: tuple[int, ...] = ()
 
     @classmethod
-    def from_config(cls, training: dict) -> "FedAvgSettings":
-        return cls(training["rounds"], training["clients_per_round"], training["local_steps"],
-                   training["batch_size"], training["lr"], tuple(training["attack_rounds"]))
+    def from_config(cls, training: dict) -> "RoundSettings":
+        return cls(rounds=training["rounds"], clients_per_round=training["clients_per_round"],
+                   attack_rounds=tuple(training["attack_rounds"]))
+
+
+class WeightedAverage:
+    """The server's aggregation (FedAvg's, also FedProx's): the sampled clients' updates
+    averaged, each weighted by its client's share of the round's data."""
+
+    def aggregate(self, weighted_updates: list[tuple[dict[str, torch.Tensor], float]]) -> dict[str, torch.Tensor]:
+        first, _ = weighted_updates[0]
+        total = {name: torch.zeros_like(tensor) for name, tensor in first.items()}
+        for update, weight in weighted_updates:
+            for name in total:
+                total[name] += update[name] * weight
+        return total
 
 
 def private_batches(num_images: int, steps: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -100,20 +117,21 @@ def average_buffers(model: nn.Module, client_buffers: dict[str, list[tuple[torch
             buffers[name].copy_(max(value for value, _ in values))
 
 
-def run_fedavg(
+def run_federated(
     model: nn.Module,
     client_data: dict[int, tuple[torch.Tensor, torch.Tensor]],
     test_data: tuple[torch.Tensor, torch.Tensor],
+    *,
     defense: Defense,
-    settings: FedAvgSettings,
+    protocol: ClientProtocol,
+    settings: RoundSettings,
     seed: int,
     public_data: tuple[torch.Tensor, torch.Tensor] | None = None,
+    aggregation: WeightedAverage | None = None,
     progress: bool = True,
-) -> FedAvgResult:
-    """Train `model` by FedAvg; keep the global model and every upload at the attacked rounds.
-
-    The server averages the uploaded updates weighted by each client's dataset size.
-    """
+) -> TrainingResult:
+    """Train `model` federatedly; keep the global model and every upload at the attacked rounds."""
+    aggregation = aggregation or WeightedAverage()
     sampling = np.random.default_rng(seed)
     defense_generator = torch.Generator().manual_seed(seed + 1)
     clients = sorted(client_data)
@@ -122,26 +140,24 @@ def run_fedavg(
     rows, attacked = [], {}
     model.train()
 
-    bar = tqdm(range(1, settings.rounds + 1), desc=f"FedAvg [{defense.name}]", unit="round", disable=not progress,
-               mininterval=2.0)
+    bar = tqdm(range(1, settings.rounds + 1), desc=f"{protocol.algorithm} [{defense.name}]", unit="round",
+               disable=not progress, mininterval=2.0)
     for round_number in bar:
-        global_state = {name: p.detach().clone() for name, p in model.named_parameters()}
         chosen = sampling.choice(clients, size=settings.clients_per_round, replace=False)
         if round_number in settings.attack_rounds:
             attacked[round_number] = AttackedRound(
                 round_number, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
-        total = {name: torch.zeros_like(p) for name, p in global_state.items()}
+        weighted_updates = []
         client_buffers: dict[str, list[tuple[torch.Tensor, float]]] = {}
         total_weight = sum(weights[int(c)] for c in chosen)
         for client in map(int, chosen):
             images, labels = client_data[client]
-            batch_indices = private_batches(len(labels), settings.local_steps, settings.batch_size, sampling)
+            batch_indices = private_batches(len(labels), protocol.local_steps, protocol.batch_size, sampling)
             batches = [(images[i], labels[i]) for i in map(torch.as_tensor, batch_indices)]
             local_model = copy.deepcopy(model)
-            context = ClientContext(settings.lr, defense_generator, public_images, public_labels)
+            context = ClientContext(protocol, defense_generator, public_images, public_labels)
             update = defense.client_update(local_model, batches, context)
-            for name in total:
-                total[name] += update[name] * (weights[client] / total_weight)
+            weighted_updates.append((update, weights[client] / total_weight))
             for name, buffer in local_model.named_buffers():
                 client_buffers.setdefault(name, []).append((buffer.detach().clone(), weights[client] / total_weight))
             if round_number in attacked:
@@ -150,6 +166,7 @@ def run_fedavg(
                     ClientUpload(client, {k: v.detach().cpu() for k, v in update.items()},
                                  used[0].detach().cpu(), used[1].detach().cpu(), len(used[1]),
                                  torch.stack(context.public_draws) if context.public_draws else None))
+        total = aggregation.aggregate(weighted_updates)
         with torch.no_grad():
             for name, parameter in model.named_parameters():
                 parameter.add_(total[name])
@@ -161,4 +178,4 @@ def run_fedavg(
             log.info("round %d/%d: test accuracy %.3f", round_number, settings.rounds, accuracy)
 
     final_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    return FedAvgResult(pd.DataFrame(rows), attacked, final_state)
+    return TrainingResult(pd.DataFrame(rows), attacked, final_state)

@@ -58,6 +58,22 @@ def as_client_forward(model: nn.Module) -> nn.Module:
     return model
 
 
-def state_of(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Parameters and buffers, detached copies, by name."""
-    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+def load_model(path, model_config: dict, *, adapt=None, device="cpu") -> nn.Module:
+    """Rebuild a saved model (a global or final model of a run) from what its file records:
+    the architecture from `model_config`, its shape from the file's `model_info`, changed by
+    `adapt` (the defense's adapt_model, e.g. PRECODE's bottleneck) before its weights load."""
+    from gradienthide import artifacts
+
+    info = artifacts.load_json_metadata(path, "model_info")
+    model = build_model(model_config, tuple(info["image_shape"]), info["num_classes"])
+    if adapt is not None:
+        model = adapt(model)
+    model.to(device).load_state_dict(artifacts.load_tensors(path, device))
+    return model
+
+
+def image_shape_of(path) -> tuple[int, int, int]:
+    """The image shape a saved model takes, from its `model_info`."""
+    from gradienthide import artifacts
+
+    return tuple(artifacts.load_json_metadata(path, "model_info")["image_shape"])

@@ -6,10 +6,6 @@ import pandas as pd
 
 from gradienthide import artifacts
 
-METRIC_COLUMNS = ("defense", "defense_name", "attack", "round", "shard", "position", "client", "image", "label",
-                  "matched_reconstruction", "psnr", "ssim", "lpips", "semantic_match", "semantic_reference",
-                  "label_source", "label_correct", "public_labeler")
-
 
 def concat_tables(paths, required_columns=()) -> pd.DataFrame:
     return pd.concat([artifacts.load_table(p, required_columns) for p in paths], ignore_index=True)

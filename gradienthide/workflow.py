@@ -1,7 +1,9 @@
-"""What every workflow script does first: logging to the rule's log file, threads, device."""
+"""What every workflow script does: start the job (logging to the rule's log file, threads,
+device), then call its stage with the rule's named inputs, outputs and params."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 
@@ -43,3 +45,36 @@ def start_job(snakemake) -> torch.device:
     logging.getLogger("gradienthide").info("rule %s on %s with %d thread(s); wildcards %s",
                                            snakemake.rule, device, snakemake.threads, dict(snakemake.wildcards))
     return device
+
+
+def stage_arguments(snakemake, stage) -> dict:
+    """The keyword arguments `stage` takes, by name from the rule's inputs, outputs and params.
+
+    A name must not appear twice among them. An optional input left empty ([]) is None; a
+    list stays a list. Names the stage does not take (outputs declared for the DAG only) are
+    not passed; a stage argument the rule does not provide fails here, naming it.
+    """
+    accepted = inspect.signature(stage).parameters
+    provided: dict = {}
+    for kind in ("input", "output", "params"):
+        for name, value in getattr(snakemake, kind).items():
+            if name in provided:
+                raise TypeError(f"rule {snakemake.rule}: {kind} {name!r} has the name of another input, output or param")
+            if isinstance(value, list):  # Snakemake's Namedlist
+                value = list(value) or (None if kind == "input" else [])
+            provided[name] = value
+    missing = [name for name, p in accepted.items() if p.default is inspect.Parameter.empty and name not in provided
+               and name != "device"]
+    if missing:
+        raise TypeError(f"rule {snakemake.rule}: {stage.__module__}.{stage.__name__} needs {missing}, "
+                        f"which the rule does not name among its inputs, outputs or params")
+    return {name: value for name, value in provided.items() if name in accepted}
+
+
+def run_stage(snakemake, stage) -> None:
+    """The whole of a workflow script: start the job and call its stage by keyword."""
+    device = start_job(snakemake)
+    arguments = stage_arguments(snakemake, stage)
+    if "device" in inspect.signature(stage).parameters:
+        arguments["device"] = device
+    stage(**arguments)

@@ -4,8 +4,8 @@ rule label_public_pool:
         dataset=DATASET,
         splits=SPLITS,
     output:
-        labels=PUBLIC_LABELS,
-        pool=PUBLIC_POOL,
+        public_labels=PUBLIC_LABELS,
+        public_pool=PUBLIC_POOL,
     params:
         # only the settings of the chosen labeler, so editing the other reruns nothing
         labels={

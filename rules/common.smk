@@ -1,8 +1,8 @@
-# Paths and settings shared by the rule files.
+# Paths and settings shared by the rule files. File names come from gradienthide.dumps.
 
 import sys
 
-from gradienthide import perceptual
+from gradienthide import dumps, perceptual
 
 DATASET = f"{OUT}/data/dataset.safetensors"
 SPLITS = f"{OUT}/data/splits.parquet"
@@ -12,35 +12,22 @@ METRICS = gh_config.resolve_metrics(config)
 if config["metrics"]["lpips"] == "auto" and not METRICS["lpips"]:
     print(f"Note: LPIPS is not computed: {perceptual.backbone_path(config['metrics']['lpips_cache_dir'])} is absent "
           "(README, 'LPIPS'); the lpips column stays empty.", file=sys.stderr)
-SEMANTIC_REFERENCE_MODEL = f"{OUT}/train/none/final_model.safetensors" if METRICS["semantic_reference"] == "no_defense" else []
+SEMANTIC_REFERENCE_MODEL = (f"{dumps.train_dir(OUT, 'none')}/final_model.safetensors"
+                            if METRICS["semantic_reference"] == "no_defense" else [])
 USES_PUBLIC_POOL = any(gh_config.uses_public_pool(run) for run in RUNS.values())
 
 
-def attack_models_public_steps(attack, run_id):
-    """An adaptive attack on a defense with public steps reads the public pool."""
+def attack_is_given(need, attack, run_id):
+    """Whether `attack` is given a defense's public artifact: `need` is the attack's declared
+    need (needs_public_pool or needs_public_draws), and the defense must take public steps."""
     from gradienthide.attacks import ATTACKS
 
-    return ATTACKS[attack].needs_public_pool and gh_config.uses_public_pool(RUNS[run_id])
+    return getattr(ATTACKS[attack], need) and gh_config.uses_public_pool(RUNS[run_id])
 
 
-def attack_reads_public_draws(attack, run_id):
-    """Only the adaptive_oracle upper bound, on a defense with public steps, reads the clients' draws."""
-    from gradienthide.attacks import ATTACKS
-
-    return ATTACKS[attack].needs_public_draws and gh_config.uses_public_pool(RUNS[run_id])
+def round_file(what, defense="{defense}", round_number="{round}"):
+    return dumps.round_file(OUT, defense, round_number, what)
 
 
-def train_dir(defense):
-    return f"{OUT}/train/{defense}"
-
-
-def round_dir(defense, round_number):
-    return f"{OUT}/train/{defense}/round{round_number}"
-
-
-def shard_dir(defense, attack, round_number, shard):
-    return f"{OUT}/attack/{defense}/{attack}/round{round_number}/shard{shard}"
-
-
-ROUND_FILES = ("global_model.safetensors", "updates.safetensors", "updates.parquet", "private.safetensors",
-               "public_draws.parquet")
+def shard_file(what, defense="{defense}", attack="{attack}", round_number="{round}", shard="{shard}"):
+    return dumps.shard_file(OUT, defense, attack, round_number, shard, what)

@@ -1,5 +1,5 @@
 ALL_METRICS = [
-    f"{shard_dir(run, attack, r, s)}/metrics.parquet"
+    shard_file("metrics", run, attack, r, s)
     for run in RUNS
     for attack in config["attacks"]
     if gh_config.attack_targets(config, attack, RUNS[run])
@@ -15,12 +15,12 @@ rule aggregate:
     """One tidy table of every metric by defense, attack and round, plus accuracy and a summary."""
     input:
         metrics=ALL_METRICS,
-        accuracy=[f"{train_dir(run)}/accuracy.parquet" for run in RUNS],
-        labels=PUBLIC_LABELS if USES_PUBLIC_POOL else [],
+        accuracy=[f"{dumps.train_dir(OUT, run)}/accuracy.parquet" for run in RUNS],
+        public_labels=PUBLIC_LABELS if USES_PUBLIC_POOL else [],
     output:
-        metrics=f"{OUT}/report/metrics.parquet",
+        metrics_table=f"{OUT}/report/metrics.parquet",
         metrics_csv=f"{OUT}/report/metrics.csv",
-        accuracy=f"{OUT}/report/accuracy.parquet",
+        accuracy_table=f"{OUT}/report/accuracy.parquet",
         summary=report(f"{OUT}/report/summary.csv", caption="../report/summary.rst", category="Tables"),
         privacy_utility=report(f"{OUT}/report/privacy_utility.csv", caption="../report/privacy_utility_table.rst",
                                category="Tables"),
@@ -38,17 +38,21 @@ rule aggregate:
 rule figures:
     """PSNR by defense, test accuracy by round, and each defense's reconstruction of one batch."""
     input:
-        metrics=rules.aggregate.output.metrics,
-        accuracy=rules.aggregate.output.accuracy,
+        metrics_table=rules.aggregate.output.metrics_table,
+        accuracy_table=rules.aggregate.output.accuracy_table,
         privacy_utility=rules.aggregate.output.privacy_utility,
-        labels=PUBLIC_LABELS if USES_PUBLIC_POOL else [],
-        reconstructions=[f"{shard_dir(run, FIRST_ATTACK, ATTACK_ROUNDS[0], 0)}/reconstructions.safetensors" for run in RUNS],
-        private=[f"{round_dir(run, ATTACK_ROUNDS[0])}/private.safetensors" for run in RUNS],
+        public_labels=PUBLIC_LABELS if USES_PUBLIC_POOL else [],
+        reconstructions=[shard_file("reconstructions", run, FIRST_ATTACK, ATTACK_ROUNDS[0], 0) for run in RUNS],
+        private=[round_file("private", run, ATTACK_ROUNDS[0]) for run in RUNS],
     output:
-        psnr=report(f"{OUT}/report/psnr_by_defense.png", caption="../report/psnr_by_defense.rst", category="Privacy"),
-        accuracy=report(f"{OUT}/report/accuracy_by_round.png", caption="../report/accuracy_by_round.rst", category="Utility"),
-        privacy_utility=report(f"{OUT}/report/privacy_utility.png", caption="../report/privacy_utility.rst", category="Privacy"),
-        reconstructions=report(f"{OUT}/report/reconstructions.png", caption="../report/reconstructions.rst", category="Privacy"),
+        psnr_figure=report(f"{OUT}/report/psnr_by_defense.png", caption="../report/psnr_by_defense.rst",
+                           category="Privacy"),
+        accuracy_figure=report(f"{OUT}/report/accuracy_by_round.png", caption="../report/accuracy_by_round.rst",
+                               category="Utility"),
+        privacy_utility_figure=report(f"{OUT}/report/privacy_utility.png", caption="../report/privacy_utility.rst",
+                                      category="Privacy"),
+        reconstructions_figure=report(f"{OUT}/report/reconstructions.png", caption="../report/reconstructions.rst",
+                                      category="Privacy"),
     params:
         runs=list(RUNS),
     log:

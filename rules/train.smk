@@ -1,20 +1,21 @@
 rule train:
-    """FedAvg under one defense setting; keeps the global model and every upload at the attacked rounds."""
+    """Federated training under one defense setting; keeps the global model and every upload at the attacked rounds."""
     input:
         dataset=DATASET,
         splits=SPLITS,
-        labels=lambda wc: PUBLIC_LABELS if gh_config.uses_public_pool(RUNS[wc.defense]) else [],
+        public_labels=lambda wc: PUBLIC_LABELS if gh_config.uses_public_pool(RUNS[wc.defense]) else [],
     output:
-        accuracy=f"{OUT}/train/{{defense}}/accuracy.parquet",
-        final_model=f"{OUT}/train/{{defense}}/final_model.safetensors",
-        rounds=[f"{OUT}/train/{{defense}}/round{r}/{name}" for r in ATTACK_ROUNDS for name in ROUND_FILES],
+        accuracy=f"{dumps.train_dir(OUT, '{defense}')}/accuracy.parquet",
+        final_model=f"{dumps.train_dir(OUT, '{defense}')}/final_model.safetensors",
+        rounds=[round_file(what, round_number=r) for r in ATTACK_ROUNDS for what in dumps.ROUND_FILES],
     params:
+        run_id=lambda wc: wc.defense,
         defense_name=lambda wc: RUNS[wc.defense].defense,
         defense_params=lambda wc: RUNS[wc.defense].params,
-        model=config["model"],
+        model_config=config["model"],
         training=config["training"],
         seed=config["seed"],
-        round_dirs=lambda wc: {r: round_dir(wc.defense, r) for r in ATTACK_ROUNDS},
+        round_dirs=lambda wc: {r: dumps.round_dir(OUT, wc.defense, r) for r in ATTACK_ROUNDS},
     log:
         f"{OUT}/logs/train/{{defense}}.log",
     benchmark:

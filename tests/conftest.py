@@ -1,5 +1,6 @@
 import copy
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -56,6 +57,13 @@ def cifar_subset() -> Path:
     return CIFAR_SUBSET
 
 
+def plain_protocol(lr: float, steps: int = 1, batch_size: int = 8, algorithm: str = "fedavg", mu: float = 0.0):
+    """A client protocol for unit tests: `steps` local SGD steps at `lr`."""
+    from gradienthide.protocol import ClientProtocol
+
+    return ClientProtocol(local_steps=steps, batch_size=batch_size, lr=lr, algorithm=algorithm, mu=mu)
+
+
 def snakemake_executable() -> str:
     """The snakemake of the interpreter running the tests (the project's environment)."""
     candidate = Path(sys.executable).parent / "snakemake"
@@ -78,3 +86,40 @@ def random_alexnet_cache(cache_dir: Path) -> Path:
     torch.manual_seed(0)
     torch.save(torchvision.models.alexnet().state_dict(), path)
     return cache_dir
+
+
+def run_snakemake(repo, workdir, config_file, *extra, check=True):
+    result = subprocess.run(
+        [snakemake_executable(), "--snakefile", str(repo / "Snakefile"), "--directory", str(workdir),
+         "--configfile", str(config_file), "--cores", "2", *extra],
+        capture_output=True, text=True, timeout=900,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+def planned_jobs(output: str) -> set[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run plans."""
+    jobs, rule = set(), None
+    for line in output.splitlines():
+        if match := re.match(r"^(?:local)?rule (\w+):", line.strip()):
+            rule = match.group(1)
+            jobs.add((rule, ""))
+        elif rule and (match := re.match(r"^wildcards: (.*)$", line.strip())):
+            jobs.discard((rule, ""))
+            jobs.add((rule, match.group(1)))
+    return jobs
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, repo):
+    """The tiny config run end to end once per test session; tests that only read its
+    results, or dry-run against it, share it."""
+    workdir = tmp_path_factory.mktemp("pipeline")
+    with open(repo / "tests" / "configs" / "tiny.yaml") as handle:
+        config = yaml.safe_load(handle)
+    config["metrics"]["lpips_cache_dir"] = str(random_alexnet_cache(workdir / "torch"))
+    config_file = write_config(workdir / "config.yaml", config)
+    run_snakemake(repo, workdir, config_file)
+    return workdir, config_file, config

@@ -3,6 +3,8 @@ import copy
 import pytest
 import torch
 
+from conftest import plain_protocol
+
 from gradienthide import data, metrics
 from gradienthide.attacks import ATTACKS, AttackTarget, make_attack
 from gradienthide.attacks.base import classifier_bias_name, recover_labels
@@ -18,8 +20,8 @@ def _digit_batch(indices, size=8):
 
 def _upload(model, images, labels, defense="none", **context):
     update = make_defense(defense, context.pop("params", None)).client_update(
-        copy.deepcopy(model), [(images, labels)], ClientContext(0.1, torch.Generator().manual_seed(0), **context))
-    return AttackTarget(update, len(labels), labels, local_lr=0.1)
+        copy.deepcopy(model), [(images, labels)], ClientContext(plain_protocol(0.1), torch.Generator().manual_seed(0), **context))
+    return AttackTarget(update, len(labels), labels, plain_protocol(0.1))
 
 
 def test_inverting_gradients_recovers_single_images_from_undefended_updates():
@@ -96,8 +98,8 @@ def test_simulating_local_steps_inverts_a_multi_step_update():
     model = ConvNet(1, 10, 8, width=8)
     images, labels = _digit_batch([0, 1])
     batches = [(images[:1], labels[:1]), (images[1:], labels[1:])]  # two local steps of one image
-    update = make_defense("none").client_update(copy.deepcopy(model), batches, ClientContext(0.5, torch.Generator()))
-    target = AttackTarget(update, 2, labels, local_steps=2, local_lr=0.5)
+    update = make_defense("none").client_update(copy.deepcopy(model), batches, ClientContext(plain_protocol(0.5), torch.Generator()))
+    target = AttackTarget(update, 2, labels, plain_protocol(0.5, steps=2))
     attack = make_attack("ig", {"iterations": 300, "restarts": 1, "simulate_local_steps": True})
     reconstruction, _ = attack.reconstruct(model, [target], (1, 8, 8), seed=0, progress=False)[0]
     assert (metrics.psnr(reconstruction, images) > 18).all()
@@ -118,7 +120,7 @@ def test_adaptive_attacker_who_knows_the_public_batch_undoes_gradienthide():
     scores = {}
     for mode in ("simulate", "subtract"):
         adaptive = make_attack("adaptive", {**settings, "mode": mode})  # the stand-in: the whole pool
-        adaptive.learn_defense(make_defense("gradienthide", params), pool_images, pool_labels, seed=0)
+        adaptive.prepare(defense=make_defense("gradienthide", params), public_pool=(pool_images, pool_labels), seed=0)
         adapted = adaptive.reconstruct(model, [hidden], (1, 8, 8), seed=0, progress=False)[0][0]
         scores[mode] = metrics.psnr(adapted, images).item()
     plain_score = metrics.psnr(plain, images).item()
@@ -127,14 +129,14 @@ def test_adaptive_attacker_who_knows_the_public_batch_undoes_gradienthide():
 
 
 def test_adaptive_attacker_is_inverting_gradients_against_other_defenses():
-    from gradienthide.attacks.adaptive import AdaptiveAttack
 
     torch.manual_seed(0)
     model = ConvNet(1, 10, 8, width=4)
     images, labels = _digit_batch([2])
     target = _upload(model, images, labels)
     adaptive = make_attack("adaptive", {"iterations": 5, "restarts": 1})
-    adaptive.learn_defense(make_defense("none"), torch.rand(4, 1, 8, 8), torch.zeros(4, dtype=torch.long), seed=0)
+    adaptive.prepare(defense=make_defense("none"), public_pool=(torch.rand(4, 1, 8, 8), torch.zeros(4, dtype=torch.long)),
+                     seed=0)
     assert adaptive.knowledge is None
     reference = make_attack("ig", {"iterations": 5, "restarts": 1})
     torch.testing.assert_close(adaptive.reconstruct(model, [target], (1, 8, 8), seed=1, progress=False)[0][0],
@@ -169,7 +171,7 @@ def test_dlg_reads_the_upload_as_a_gradient_scaled_by_the_local_learning_rate():
     model = _dlg_model()
     images, labels = _digit_batch([1])
     target = _upload(model, images, labels)
-    target.local_lr = 1.0  # the upload was made with 0.1
+    target.protocol = plain_protocol(1.0)  # the upload was made with 0.1
     reconstruction, _ = make_attack("idlg", {"iterations": 20}).reconstruct(model, [target], (1, 8, 8), seed=0,
                                                                             progress=False)[0]
     assert metrics.psnr(reconstruction, images).item() < 20
@@ -178,19 +180,18 @@ def test_dlg_reads_the_upload_as_a_gradient_scaled_by_the_local_learning_rate():
 def test_dlg_replay_of_a_multi_step_update_is_exact_at_the_true_batch():
     from torch.func import functional_call
 
-    from gradienthide.attacks.dlg import descent_per_lr
-
     model = _dlg_model()
     images, labels = _digit_batch([0, 1])
     update = make_defense("none").client_update(copy.deepcopy(model), [(images[:1], labels[:1]), (images[1:], labels[1:])],
-                                                ClientContext(0.1, torch.Generator().manual_seed(0)))
+                                                ClientContext(plain_protocol(0.1), torch.Generator().manual_seed(0)))
     params = {name: p.detach() for name, p in model.named_parameters()}
 
     def task_loss(p, x, y):
         return torch.nn.functional.cross_entropy(functional_call(model, p, (x,)), y)
 
     def mismatch(steps):
-        read = descent_per_lr(task_loss, params, images, torch.nn.functional.one_hot(labels, 10).float(), steps, 0.1)
+        read = plain_protocol(0.1, steps=2).descent(task_loss, params, images,
+                                                    torch.nn.functional.one_hot(labels, 10).float(), steps)
         return max(((read[n] + update[n] / 0.1).norm() / update[n].norm() * 0.1).item() for n in params)
 
     assert mismatch(steps=2) < 1e-5  # the objective DLG minimises is zero at the private batch
@@ -269,18 +270,16 @@ def test_adaptive_oracle_given_the_clients_public_draws_undoes_gradienthide():
     # a pool larger than the public batch: the client's draws are its own secret
     pool_images, pool_labels = _digit_batch(list(range(100, 164)))
     params = {"public_steps": 2, "public_batch_size": 16, "public_lr": 0.2}
-    context = ClientContext(0.1, torch.Generator().manual_seed(0), pool_images, pool_labels)
+    context = ClientContext(plain_protocol(0.1), torch.Generator().manual_seed(0), pool_images, pool_labels)
     update = make_defense("gradienthide", dict(params)).client_update(copy.deepcopy(model), [(images, labels)], context)
     assert [len(d) for d in context.public_draws] == [16, 16]
-    hidden = AttackTarget(update, 1, labels, local_lr=0.1)
+    hidden = AttackTarget(update, 1, labels, plain_protocol(0.1))
     settings = {"iterations": 300, "restarts": 1}
     scores = {}
     for name in ("ig", "adaptive", "adaptive_oracle"):
         attack = make_attack(name, settings)
-        if name != "ig":
-            attack.learn_defense(make_defense("gradienthide", params), pool_images, pool_labels, seed=0)
-        if name == "adaptive_oracle":
-            attack.learn_public_draws([torch.stack(context.public_draws)])
+        attack.prepare(defense=make_defense("gradienthide", params), public_pool=(pool_images, pool_labels),
+                       public_draws=[torch.stack(context.public_draws)], seed=0)
         reconstruction = attack.reconstruct(model, [hidden], (1, 8, 8), seed=0, progress=False)[0][0]
         scores[name] = metrics.psnr(reconstruction, images).item()
     print(scores)
@@ -292,8 +291,8 @@ def test_adaptive_oracle_refuses_draws_that_do_not_fit_the_protocol():
     model = ConvNet(1, 10, 8, width=4)
     images, labels = _digit_batch([0])
     attack = make_attack("adaptive_oracle", {"iterations": 2, "restarts": 1})
-    attack.learn_defense(make_defense("gradienthide", {"public_steps": 2, "public_batch_size": 4}),
-                         torch.rand(8, 1, 8, 8), torch.zeros(8, dtype=torch.long), seed=0)
-    attack.learn_public_draws([torch.zeros(3, 4, dtype=torch.long)])  # three steps recorded, two in the protocol
+    attack.prepare(defense=make_defense("gradienthide", {"public_steps": 2, "public_batch_size": 4}),
+                   public_pool=(torch.rand(8, 1, 8, 8), torch.zeros(8, dtype=torch.long)),
+                   public_draws=[torch.zeros(3, 4, dtype=torch.long)], seed=0)  # three steps recorded, two in the protocol
     with pytest.raises(ValueError, match="3 recorded public steps"):
         attack.reconstruct(model, [_upload(model, images, labels)], (1, 8, 8), seed=0, progress=False)

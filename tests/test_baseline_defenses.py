@@ -5,6 +5,8 @@ import copy
 import pytest
 import torch
 
+from conftest import plain_protocol
+
 from gradienthide.attacks import AttackTarget, make_attack
 from gradienthide.defenses import DEFENSES, ClientContext, make_defense
 from gradienthide.defenses.pruning import prune_smallest
@@ -23,7 +25,7 @@ def _setup(batch=4, size=8):
 def _update(name, params, model, batches, lr=0.1, seed=0):
     defense = make_defense(name, params)
     local = defense.adapt_model(copy.deepcopy(model))
-    context = ClientContext(lr, torch.Generator().manual_seed(seed), torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,)))
+    context = ClientContext(plain_protocol(lr), torch.Generator().manual_seed(seed), torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,)))
     return defense.client_update(local, batches, context)
 
 
@@ -47,7 +49,7 @@ def test_dp_clips_the_update_to_the_bound():
 def test_dp_noise_has_the_configured_scale():
     defense = make_defense("dp", {"sigma": 0.3, "clip_norm": 2.0})
     zero = {"w": torch.zeros(200_000)}
-    noise = defense.transform_update(zero, ClientContext(0.1, torch.Generator().manual_seed(0)))["w"]
+    noise = defense.transform_update(zero, ClientContext(plain_protocol(0.1), torch.Generator().manual_seed(0)))["w"]
     assert noise.std().item() == pytest.approx(0.6, rel=0.02)
     assert noise.mean().item() == pytest.approx(0.0, abs=0.01)
 
@@ -118,9 +120,9 @@ def test_attacks_run_against_the_precode_model():
     model, images, labels = _setup(batch=2)
     defense = make_defense("precode", {"bottleneck_size": 8})
     adapted = defense.adapt_model(copy.deepcopy(model))
-    update = defense.client_update(copy.deepcopy(adapted), [(images, labels)], ClientContext(0.1, torch.Generator()))
+    update = defense.client_update(copy.deepcopy(adapted), [(images, labels)], ClientContext(plain_protocol(0.1), torch.Generator()))
     results = make_attack("ig", {"iterations": 3, "restarts": 2}).reconstruct(
-        adapted, [AttackTarget(update, 2, labels)], (1, 8, 8), seed=0, progress=False)
+        adapted, [AttackTarget(update, 2, labels, plain_protocol(0.1))], (1, 8, 8), seed=0, progress=False)
     assert results[0][0].shape == (2, 1, 8, 8) and torch.isfinite(results[0][0]).all()
 
 
@@ -131,7 +133,7 @@ def test_mixup_never_shows_the_model_an_unmixed_private_image():
     local = copy.deepcopy(model)
     local.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].detach().clone()))
     defense.client_update(local, [(images, labels), (images.flip(0), labels.flip(0))],
-                          ClientContext(0.1, torch.Generator().manual_seed(0)))
+                          ClientContext(plain_protocol(0.1), torch.Generator().manual_seed(0)))
     assert len(seen) == 2
     for batch in seen:
         distances = (batch.unsqueeze(1) - images.unsqueeze(0)).flatten(2).abs().amax(2)  # [seen, private]

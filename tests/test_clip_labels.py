@@ -5,7 +5,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from gradienthide import artifacts, clip_labels, config as gh_config, data, partition, stages
+from gradienthide import artifacts, clip_labels, config as gh_config, data, partition
+from gradienthide.stages.labels import label_public_pool
 
 TINY_CONFIG = "tests/configs/tiny-clip.json"
 
@@ -52,8 +53,9 @@ def test_label_stage_writes_the_parquet_schema(tmp_path, tiny_clip):
     dataset = data.build_dataset({"dataset": "digits", "image_size": 8, "max_images": 60})
     data.save_dataset(tmp_path / "d.safetensors", dataset)
     artifacts.save_table(tmp_path / "s.parquet", partition.split_dataset(60, 10, 20, 2, seed=0))
-    stages.label_public_pool({"labeler": "clip", "clip": settings}, tmp_path / "d.safetensors", tmp_path / "s.parquet",
-                             tmp_path / "labels.parquet", tmp_path / "pool.safetensors")
+    label_public_pool(labels={"labeler": "clip", "clip": settings}, dataset=tmp_path / "d.safetensors",
+                      splits=tmp_path / "s.parquet", public_labels=tmp_path / "labels.parquet",
+                      public_pool=tmp_path / "pool.safetensors")
     table = artifacts.load_table(tmp_path / "labels.parquet", clip_labels.LABEL_COLUMNS)
     pool = artifacts.load_tensors(tmp_path / "pool.safetensors")
     assert pool["images"].shape[0] == 20 and pool["labels"].tolist() == table["label"].tolist()

@@ -2,6 +2,8 @@ import copy
 
 import pytest
 import torch
+
+from conftest import plain_protocol
 import torch.nn.functional as F
 
 from gradienthide.defenses import DEFENSES, ClientContext, make_defense
@@ -25,7 +27,7 @@ def _gradient(model, images, labels):
 def test_no_defense_uploads_minus_lr_times_the_gradient():
     model, images, labels, *_ = _setup()
     expected = _gradient(copy.deepcopy(model), images, labels)
-    update = make_defense("none").client_update(model, [(images, labels)], ClientContext(0.5, torch.Generator()))
+    update = make_defense("none").client_update(model, [(images, labels)], ClientContext(plain_protocol(0.5), torch.Generator()))
     for name, grad in expected.items():
         torch.testing.assert_close(update[name], -0.5 * grad)
 
@@ -33,7 +35,7 @@ def test_no_defense_uploads_minus_lr_times_the_gradient():
 def test_gradienthide_adds_public_steps_after_the_private_update():
     model, images, labels, public_images, public_labels = _setup()
     defense = make_defense("gradienthide", {"public_steps": 2, "public_batch_size": 5, "public_lr": 0.3})
-    context = ClientContext(0.1, torch.Generator().manual_seed(7), public_images, public_labels)
+    context = ClientContext(plain_protocol(0.1), torch.Generator().manual_seed(7), public_images, public_labels)
     update = defense.client_update(copy.deepcopy(model), [(images, labels)], context)
 
     # Replay both stages by hand with the same public batches.
@@ -52,7 +54,7 @@ def test_gradienthide_adds_public_steps_after_the_private_update():
     for name, p in replay.named_parameters():
         torch.testing.assert_close(update[name], p.detach() - start[name])
 
-    plain = make_defense("none").client_update(copy.deepcopy(model), [(images, labels)], ClientContext(0.1, torch.Generator()))
+    plain = make_defense("none").client_update(copy.deepcopy(model), [(images, labels)], ClientContext(plain_protocol(0.1), torch.Generator()))
     assert any(not torch.allclose(update[n], plain[n]) for n in plain), "public steps must change the upload"
 
 
@@ -60,16 +62,16 @@ def test_gradienthide_uses_the_public_labels_it_is_given():
     model, images, labels, public_images, public_labels = _setup()
     defense = make_defense("gradienthide", {"public_steps": 1, "public_batch_size": 20, "public_lr": 1.0})
     one = defense.client_update(copy.deepcopy(model), [(images, labels)],
-                                ClientContext(0.1, torch.Generator().manual_seed(0), public_images, public_labels))
+                                ClientContext(plain_protocol(0.1), torch.Generator().manual_seed(0), public_images, public_labels))
     other = defense.client_update(copy.deepcopy(model), [(images, labels)],
-                                  ClientContext(0.1, torch.Generator().manual_seed(0), public_images, (public_labels + 1) % 10))
+                                  ClientContext(plain_protocol(0.1), torch.Generator().manual_seed(0), public_images, (public_labels + 1) % 10))
     assert not torch.allclose(one["classifier.bias"], other["classifier.bias"])
 
 
 def test_gradienthide_without_a_public_pool_fails_clearly():
     model, images, labels, *_ = _setup()
     with pytest.raises(ValueError, match="public pool"):
-        make_defense("gradienthide").client_update(model, [(images, labels)], ClientContext(0.1, torch.Generator()))
+        make_defense("gradienthide").client_update(model, [(images, labels)], ClientContext(plain_protocol(0.1), torch.Generator()))
 
 
 def test_registry_and_parameter_errors():

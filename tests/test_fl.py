@@ -2,8 +2,9 @@ import torch
 
 from gradienthide import data, partition
 from gradienthide.defenses import make_defense
-from gradienthide.fl import FedAvgSettings, private_batches, run_fedavg
+from gradienthide.fl import RoundSettings, private_batches, run_federated
 from gradienthide.models import ConvNet
+from gradienthide.protocol import ClientProtocol
 import numpy as np
 
 
@@ -17,9 +18,16 @@ def _digits_setup(image_size=8):
     return clients, (images[test], labels[test]), (images[public], labels[public])
 
 
-def _train(defense, settings, clients, test, public, seed=0):
+def _settings(rounds, clients_per_round, local_steps, batch_size, lr, attack_rounds, **protocol):
+    return (RoundSettings(rounds=rounds, clients_per_round=clients_per_round, attack_rounds=attack_rounds),
+            ClientProtocol(local_steps=local_steps, batch_size=batch_size, lr=lr, **protocol))
+
+
+def _train(defense, settings, clients, test, public, seed=0, model=None):
     torch.manual_seed(seed)
-    return run_fedavg(ConvNet(1, 10, 8, width=8), clients, test, defense, settings, seed, public, progress=False)
+    rounds, protocol = settings
+    return run_federated(model or ConvNet(1, 10, 8, width=8), clients, test, defense=defense, protocol=protocol,
+                         settings=rounds, seed=seed, public_data=public, progress=False)
 
 
 def test_private_batches_cycle_through_the_shard_without_repeats():
@@ -30,7 +38,7 @@ def test_private_batches_cycle_through_the_shard_without_repeats():
 
 def test_fedavg_learns_digits_and_is_deterministic():
     clients, test, public = _digits_setup()
-    settings = FedAvgSettings(rounds=30, clients_per_round=3, local_steps=5, batch_size=16, lr=0.3, attack_rounds=(1,))
+    settings = _settings(rounds=30, clients_per_round=3, local_steps=5, batch_size=16, lr=0.3, attack_rounds=(1,))
     first = _train(make_defense("none"), settings, clients, test, public)
     second = _train(make_defense("none"), settings, clients, test, public)
     assert first.accuracy["test_accuracy"].iloc[-1] > 0.6  # chance is 0.1
@@ -41,7 +49,7 @@ def test_fedavg_learns_digits_and_is_deterministic():
 
 def test_attacked_rounds_keep_every_sampled_upload_and_the_same_private_batches_across_defenses():
     clients, test, public = _digits_setup()
-    settings = FedAvgSettings(rounds=3, clients_per_round=4, local_steps=2, batch_size=3, lr=0.1, attack_rounds=(1, 3))
+    settings = _settings(rounds=3, clients_per_round=4, local_steps=2, batch_size=3, lr=0.1, attack_rounds=(1, 3))
     plain = _train(make_defense("none"), settings, clients, test, public)
     hidden = _train(make_defense("gradienthide", {"public_steps": 1}), settings, clients, test, public)
     assert sorted(plain.attacked_rounds) == [1, 3]
@@ -61,10 +69,9 @@ def test_attacked_rounds_keep_every_sampled_upload_and_the_same_private_batches_
 
 def test_fedavg_with_batchnorm_averages_the_clients_running_statistics():
     clients, test, public = _digits_setup()
-    settings = FedAvgSettings(rounds=20, clients_per_round=3, local_steps=5, batch_size=16, lr=0.3, attack_rounds=(2,))
+    settings = _settings(rounds=20, clients_per_round=3, local_steps=5, batch_size=16, lr=0.3, attack_rounds=(2,))
     torch.manual_seed(0)
-    model = ConvNet(1, 10, 8, width=8, norm="batch")
-    result = run_fedavg(model, clients, test, make_defense("none"), settings, 0, public, progress=False)
+    result = _train(make_defense("none"), settings, clients, test, public, model=ConvNet(1, 10, 8, width=8, norm="batch"))
     # evaluation uses the running statistics: had they stayed at their initial values (mean 0,
     # variance 1) the data's scale would be wrong and accuracy near chance
     assert result.accuracy["test_accuracy"].iloc[-1] > 0.6

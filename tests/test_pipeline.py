@@ -1,52 +1,15 @@
 """The whole DAG through Snakemake on the tiny config, in a temporary directory."""
 
+import copy
 import re
-import subprocess
 
 import pandas as pd
 import pytest
 
-from conftest import random_alexnet_cache, snakemake_executable, write_config
+from conftest import planned_jobs, run_snakemake, write_config
 from gradienthide import artifacts, dumps
 
 pytestmark = pytest.mark.pipeline
-
-
-def run_snakemake(repo, workdir, config_file, *extra, check=True):
-    result = subprocess.run(
-        [snakemake_executable(), "--snakefile", str(repo / "Snakefile"), "--directory", str(workdir),
-         "--configfile", str(config_file), "--cores", "2", *extra],
-        capture_output=True, text=True, timeout=900,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
-    return result
-
-
-def planned_jobs(output: str) -> set[tuple[str, str]]:
-    """(rule, wildcards) of every job a dry run plans."""
-    jobs, rule = set(), None
-    for line in output.splitlines():
-        if match := re.match(r"^(?:local)?rule (\w+):", line.strip()):
-            rule = match.group(1)
-            jobs.add((rule, ""))
-        elif rule and (match := re.match(r"^wildcards: (.*)$", line.strip())):
-            jobs.discard((rule, ""))
-            jobs.add((rule, match.group(1)))
-    return jobs
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, repo):
-    import yaml
-
-    workdir = tmp_path_factory.mktemp("pipeline")
-    with open(repo / "tests" / "configs" / "tiny.yaml") as handle:
-        config = yaml.safe_load(handle)
-    config["metrics"]["lpips_cache_dir"] = str(random_alexnet_cache(workdir / "torch"))
-    config_file = write_config(workdir / "config.yaml", config)
-    run_snakemake(repo, workdir, config_file)
-    return workdir, config_file, config
 
 
 def test_outputs_of_every_stage(finished_run):
@@ -113,6 +76,7 @@ def test_report_archive_holds_the_figures_and_tables(finished_run, repo):
 
 def test_changing_a_defense_parameter_reruns_only_that_defense(finished_run, repo):
     workdir, _, config = finished_run
+    config = copy.deepcopy(config)
     config["defenses"]["gradienthide"]["public_lr"] = 0.05
     changed = write_config(workdir / "changed.yaml", config)
     jobs = planned_jobs(run_snakemake(repo, workdir, changed, "--dry-run").stdout)

@@ -1,8 +1,4 @@
-from gradienthide import stages
-from gradienthide.workflow import start_job
+from gradienthide.stages.evaluate import evaluate_shard
+from gradienthide.workflow import run_stage
 
-start_job(snakemake)
-stages.evaluate_shard(snakemake.input.reconstructions, snakemake.input.private, snakemake.input.index,
-                      snakemake.params.identity, snakemake.output.metrics, snakemake.output.grid,
-                      snakemake.params.metrics, snakemake.params.model, snakemake.params.clip,
-                      snakemake.input.get("reference_model") or None, snakemake.input.get("dataset") or None)
+run_stage(snakemake, evaluate_shard)

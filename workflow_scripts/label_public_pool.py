@@ -1,6 +1,4 @@
-from gradienthide import stages
-from gradienthide.workflow import start_job
+from gradienthide.stages.labels import label_public_pool
+from gradienthide.workflow import run_stage
 
-device = start_job(snakemake)
-stages.label_public_pool(snakemake.params.labels, snakemake.input.dataset, snakemake.input.splits,
-                         snakemake.output.labels, snakemake.output.pool, device)
+run_stage(snakemake, label_public_pool)

@@ -1,5 +1,4 @@
-from gradienthide import stages
-from gradienthide.workflow import start_job
+from gradienthide.stages.data import prepare_data
+from gradienthide.workflow import run_stage
 
-start_job(snakemake)
-stages.prepare_data(snakemake.params.data, snakemake.params.seed, snakemake.output.dataset, snakemake.output.splits)
+run_stage(snakemake, prepare_data)

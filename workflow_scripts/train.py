@@ -1,10 +1,4 @@
-from gradienthide import stages
-from gradienthide.workflow import start_job
+from gradienthide.stages.train import train_defense
+from gradienthide.workflow import run_stage
 
-device = start_job(snakemake)
-stages.train_defense(
-    snakemake.wildcards.defense, snakemake.params.defense_name, snakemake.params.defense_params,
-    snakemake.params.model, snakemake.params.training, snakemake.params.seed,
-    snakemake.input.dataset, snakemake.input.splits, snakemake.input.labels or None,
-    snakemake.output.accuracy, snakemake.output.final_model, snakemake.params.round_dirs, device,
-)
+run_stage(snakemake, train_defense)

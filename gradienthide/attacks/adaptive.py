@@ -1,7 +1,7 @@
 """An adaptive attacker who knows GradientHide (no paper reports this attack).
 
 The protocol and the public pool with its labels are public, so the server can model an
-upload as: the client's private SGD steps from the global model, then `public_steps` SGD
+upload as: the client's private local steps from the global model, then `public_steps` local
 steps with `public_lr` on public batches. The client's public batches are random draws it
 does not see; it stands in the whole pool for each of them (a random batch's expected
 gradient), or a random sample of `public_sample` pool images. Two ways to use that:
@@ -15,7 +15,8 @@ gradient), or a random sample of `public_sample` pool images. Two ways to use th
   residuals agree exactly. Matching the residual rather than the total keeps the cosine
   from being dominated by the public part, which barely depends on the private images.
 
-Against any defense other than GradientHide it is Inverting Gradients.
+Against a defense that declares no public steps it is Inverting Gradients. It replays the
+clients' protocol (FedAvg or FedProx) for both stages.
 """
 
 from __future__ import annotations
@@ -24,17 +25,16 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import torch
-from torch.func import functional_call
 
-from gradienthide.attacks.base import sgd_replay
 from gradienthide.attacks.inverting_gradients import InvertingGradients
 
 
 @dataclass
 class PublicKnowledge:
-    """What the attacker knows of GradientHide's second stage."""
+    """What the attacker knows of a defense's public stage: the pool (or the sample of it
+    standing in for each public batch) with its labels, and the published steps."""
 
-    images: torch.Tensor  # the public pool (or the sample of it standing in for each public batch)
+    images: torch.Tensor
     labels: torch.Tensor
     steps: int
     lr: float
@@ -50,20 +50,24 @@ class AdaptiveAttack(InvertingGradients):
 
     def __post_init__(self):
         super().__post_init__()
-        self.knowledge: PublicKnowledge | None = None  # set by learn_defense, not a config knob
+        self.knowledge: PublicKnowledge | None = None  # set by prepare, not a config knob
         if self.mode not in ("simulate", "subtract"):
             raise ValueError(f"attacks.{self.name}.mode: {self.mode!r} is not 'simulate' or 'subtract'")
 
-    def learn_defense(self, defense, pool_images: torch.Tensor, pool_labels: torch.Tensor, seed: int) -> None:
-        """Take in the attacked defense's public settings and the public pool (with its labels)."""
-        if getattr(defense, "name", None) != "gradienthide":
+    def prepare(self, *, defense, public_pool=None, public_draws=None, seed=0):
+        spec = defense.public_steps_spec()
+        if spec is None:  # nothing public to model: plain Inverting Gradients
             self.knowledge = None
             return
+        if public_pool is None:
+            raise ValueError(f"attacks.{self.name}: defense {defense.name!r} takes public steps, "
+                             "but the public pool was not given")
+        pool_images, pool_labels = public_pool
         if self.public_sample is not None:
             generator = torch.Generator().manual_seed(seed)
             chosen = torch.randperm(len(pool_labels), generator=generator)[: self.public_sample]
             pool_images, pool_labels = pool_images[chosen], pool_labels[chosen]
-        self.knowledge = PublicKnowledge(pool_images, pool_labels, defense.public_steps, defense.public_lr)
+        self.knowledge = PublicKnowledge(pool_images, pool_labels, spec.steps, spec.lr)
 
     def assumed_public_batches(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The public batches assumed for the target at `position`: [steps, batch, C, H, W] and
@@ -72,35 +76,30 @@ class AdaptiveAttack(InvertingGradients):
         return (known.images.unsqueeze(0).expand(known.steps, *known.images.shape),
                 known.labels.unsqueeze(0).expand(known.steps, *known.labels.shape))
 
-    def simulated_descent(self, task_loss, params, x, y, steps, local_lr, extra):
+    def simulated_descent(self, problem, x, y, extra):
         if not extra:  # subtract mode, or a defense without public steps
-            return super().simulated_descent(task_loss, params, x, y, steps, local_lr, extra)
-        after_private = sgd_replay(task_loss, params, zip(x.chunk(steps), y.chunk(steps)), local_lr)
-        final = sgd_replay(task_loss, after_private, zip(extra["public_images"], extra["public_labels"]),
-                           self.knowledge.lr)
+            return super().simulated_descent(problem, x, y, extra)
+        net, protocol, params = problem.net, problem.protocol, problem.net.params
+        after_private = protocol.replay(net.task_loss, params, protocol.split(x, y, problem.steps), anchor=params)
+        final = protocol.replay(net.task_loss, after_private, zip(extra["public_images"], extra["public_labels"]),
+                                anchor=params, lr=self.knowledge.lr)
         # minus (simulated upload - public-only change), like the residual target
         return {name: params[name] - final[name] + extra["public_only"][name] for name in params}
 
-    def invert(self, model, targets, image_shape, seed, progress=True):
+    def prepare_targets(self, net, targets):
         if self.knowledge is None:
-            return super().invert(model, targets, image_shape, seed, progress)
-        device = next(model.parameters()).device
+            return targets
         residual_targets = []
         for position, target in enumerate(targets):
-            images, labels = (t.to(device) for t in self.assumed_public_batches(position))
-            public_only = self._public_change(model, images, labels)
+            images, labels = (t.to(net.device) for t in self.assumed_public_batches(position))
+            public_only = self._public_change(net, target.protocol, images, labels)
             residual = {name: target.update[name] - public_only[name] for name in target.update}
             extra = {"public_images": images, "public_labels": labels, "public_only": public_only}
             residual_targets.append(replace(target, update=residual, extra=extra if self.mode == "simulate" else {}))
-        return super().invert(model, residual_targets, image_shape, seed, progress)
+        return residual_targets
 
-    def _public_change(self, model, images, labels):
+    def _public_change(self, net, protocol, images, labels):
         """The change the public steps alone make from the global model."""
-        params = {name: p.detach() for name, p in model.named_parameters()}
-        buffers = {name: b.detach() for name, b in model.named_buffers()}
-
-        def task_loss(p, x, y):
-            return torch.nn.functional.cross_entropy(functional_call(model, (p, buffers), (x,)), y)
-
-        final = sgd_replay(task_loss, params, zip(images, labels), self.knowledge.lr)
+        params = net.params
+        final = protocol.replay(net.task_loss, params, zip(images, labels), anchor=params, lr=self.knowledge.lr)
         return {name: (final[name] - params[name]).detach() for name in params}

@@ -28,15 +28,17 @@ class AdaptiveOracleAttack(AdaptiveAttack):
         if self.public_sample is not None:
             raise ValueError("attacks.adaptive_oracle: public_sample does not apply, "
                              "the recorded draws index the whole pool")
-        self.public_draws: list[torch.Tensor] | None = None  # set by learn_public_draws
+        self.public_draws: list[torch.Tensor] | None = None  # set by prepare
 
-    def learn_public_draws(self, draws: list[torch.Tensor]) -> None:
-        """Each target's pool positions per public step, [steps, batch], in target order."""
-        self.public_draws = draws
+    def prepare(self, *, defense, public_pool=None, public_draws=None, seed=0):
+        super().prepare(defense=defense, public_pool=public_pool, seed=seed)
+        if self.knowledge is not None and public_draws is None:
+            raise ValueError(f"attacks.{self.name}: the clients' public draws were not given")
+        self.public_draws = public_draws  # each target's [steps, batch] pool positions, in target order
 
     def assumed_public_batches(self, position):
         if self.public_draws is None:
-            raise ValueError("attacks.adaptive_oracle: the clients' public draws were not given (learn_public_draws)")
+            raise ValueError("attacks.adaptive_oracle: the clients' public draws were not given (prepare)")
         draws = self.public_draws[position].long()
         if draws.shape[0] != self.knowledge.steps:
             raise ValueError(f"attacks.adaptive_oracle: {draws.shape[0]} recorded public steps, "

@@ -1,15 +1,18 @@
-"""The interface every attack implements, and helpers shared by gradient-matching attacks."""
+"""The interface every attack implements, and the label and image helpers attacks share."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
-from torch.func import grad
 
 from gradienthide.configurable import Configurable
+from gradienthide.protocol import ClientProtocol
+
+if TYPE_CHECKING:
+    from gradienthide.defenses import Defense
 
 
 @dataclass
@@ -19,8 +22,7 @@ class AttackTarget:
     update: dict[str, torch.Tensor]  # the uploaded parameter change, by name
     num_samples: int
     known_labels: torch.Tensor | None = None  # given under the known-labels threat model
-    local_steps: int = 1  # the protocol's local SGD steps and step size, known to the server
-    local_lr: float = 1.0
+    protocol: ClientProtocol | None = None  # the clients' local protocol, known to the server
     # tensors an attack's simulation needs per target besides the dummy batch (the adaptive
     # attacker's assumed public batches); batched with the targets
     extra: dict = field(default_factory=dict)
@@ -30,6 +32,11 @@ class AttackTarget:
 class Attack(Configurable):
     """A gradient inversion attack. Subclasses are dataclasses whose fields are the config's knobs
     and implement `invert`.
+
+    What an attack may know besides the uploads is explicit: `needs_public_pool` (the public
+    pool and its labels, for a defense that takes public steps) and `needs_public_draws` (each
+    client's own public draws, for an upper bound only); the pipeline hands exactly those to
+    `prepare`, with the attacked defense, before `reconstruct`.
 
     `reconstruct` returns, for each target, a [num_samples, C, H, W] tensor in [0, 1] and
     the labels it used (known or recovered).
@@ -45,6 +52,12 @@ class Attack(Configurable):
         """'known' when the attacker is given the labels, 'recovered' when it infers them."""
         return "recovered"
 
+    def prepare(self, *, defense: Defense, public_pool: tuple[torch.Tensor, torch.Tensor] | None = None,
+                public_draws: list[torch.Tensor] | None = None, seed: int = 0) -> None:
+        """Take in what this attack is given besides the uploads: the attacked defense (its
+        public settings), and, where it declares the need, the public pool (images in [0, 1],
+        labels) and each target's public draws ([steps, batch] pool positions, target order)."""
+
     def reconstruct(self, model: nn.Module, targets: list[AttackTarget], image_shape: tuple[int, int, int],
                     seed: int, progress: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
         # A stochastic model (PRECODE's sampling) draws from torch's global generator inside
@@ -58,24 +71,6 @@ class Attack(Configurable):
     def invert(self, model: nn.Module, targets: list[AttackTarget], image_shape: tuple[int, int, int],
                seed: int, progress: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
         raise NotImplementedError
-
-
-def group_targets(targets: list[AttackTarget], simulate_local_steps: bool) -> dict[tuple[int, int, float], list[int]]:
-    """Target positions by (batch size, simulated local steps, local lr): vmap needs one shape per call."""
-    groups: dict[tuple[int, int, float], list[int]] = {}
-    for i, target in enumerate(targets):
-        steps = target.local_steps if simulate_local_steps else 1
-        groups.setdefault((target.num_samples, steps, target.local_lr), []).append(i)
-    return dict(sorted(groups.items()))
-
-
-def sgd_replay(task_loss, params, batches, lr):
-    """The parameters after one functional SGD step per batch, differentiable in the batches."""
-    current = params
-    for images, labels in batches:
-        step_grad = grad(task_loss)(current, images, labels)
-        current = {name: current[name] - lr * step_grad[name] for name in current}
-    return current
 
 
 def classifier_bias_name(model: nn.Module) -> str:

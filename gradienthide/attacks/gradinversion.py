@@ -14,8 +14,8 @@ statistics prior and group consistency across restarts.
 - Group consistency: several restarts per target run side by side, each pulled towards the
   group's mean image (refreshed every `group_every` iterations); the fused result is that mean.
 
-Adam on all (target, restart) rows at once through torch.func.vmap, with the step size cut
-tenfold at 3/8, 5/8 and 7/8 of the iterations.
+Adam on all (target, restart) rows at once, with the step size cut tenfold at 3/8, 5/8 and
+7/8 of the iterations (the engine in attacks/optimization.py).
 """
 
 from __future__ import annotations
@@ -23,13 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad_and_value, vmap
-from tqdm import tqdm
 
-from gradienthide.attacks.base import Attack, AttackTarget, group_targets, total_variation
-from gradienthide.attacks.dlg import descent_per_lr
+from gradienthide.attacks.base import total_variation
+from gradienthide.attacks.dlg import euclidean_distance, euclidean_rows
+from gradienthide.attacks.optimization import GradientMatchingAttack
 from gradienthide.models import as_client_forward
 
 
@@ -52,9 +50,49 @@ def recover_batch_labels(update: dict[str, torch.Tensor], weight_name: str, batc
     return ranked.repeat(-(-batch_size // len(ranked)))[:batch_size]
 
 
+def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+class BatchNormInputs:
+    """While entered, hands back what each BatchNorm layer receives in one forward pass."""
+
+    def __init__(self, model: nn.Module):
+        self.layers = batchnorm_layers(model)
+        self.running = [(m.running_mean.detach(), m.running_var.detach()) for m in self.layers]
+        self.captured: list[torch.Tensor] = []
+        self.active = False
+        self.hooks = []
+
+    def __enter__(self):
+        self.hooks = [m.register_forward_pre_hook(self._capture) for m in self.layers]
+        return self
+
+    def __exit__(self, *exc):
+        for hook in self.hooks:
+            hook.remove()
+
+    def _capture(self, module, inputs):
+        if self.active:
+            self.captured.append(inputs[0])
+
+    def statistics_gap(self, net, images: torch.Tensor) -> torch.Tensor:
+        """Sum over layers of the distances of the batch's channel means and variances to the
+        running ones."""
+        self.captured.clear()
+        self.active = True
+        net.logits(net.params, images)
+        self.active = False
+        loss = 0.0
+        for features, (mean, var) in zip(self.captured, self.running):
+            loss = loss + (features.mean((0, 2, 3)) - mean).norm() + (features.var((0, 2, 3), unbiased=False) - var).norm()
+        return loss
+
+
 @dataclass
-class GradInversion(Attack):
+class GradInversion(GradientMatchingAttack):
     name = "gradinversion"
+    fusion = "mean"
 
     iterations: int = 2000
     restarts: int = 4  # the group: restarts per target that are kept consistent
@@ -67,86 +105,28 @@ class GradInversion(Attack):
     simulate_local_steps: bool = True
 
     def invert(self, model, targets, image_shape, seed, progress=True):
-        batchnorms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        if not batchnorms:
+        if not batchnorm_layers(model):
             raise ValueError("attacks.gradinversion: the model has no BatchNorm layer (set model.norm: batch)")
         as_client_forward(model)  # batch statistics in the forward pass, running ones untouched
-        weight_name = last_linear_weight_name(model)
-        results: list = [None] * len(targets)
-        generator = torch.Generator(device="cpu").manual_seed(seed)
-        for (batch_size, steps, local_lr), members in group_targets(targets, self.simulate_local_steps).items():
-            labels = [recover_batch_labels(targets[i].update, weight_name, batch_size) for i in members]
-            images = self._optimise(model, batchnorms, [targets[i] for i in members], labels, (batch_size, *image_shape),
-                                    steps, local_lr, generator, progress)
-            for i, reconstruction, used in zip(members, images, labels):
-                results[i] = (reconstruction.cpu(), used.cpu())
-        return results
+        return super().invert(model, targets, image_shape, seed, progress)
 
-    def _optimise(self, model, batchnorms, targets, labels, batch_shape, steps, local_lr, generator, progress):
-        device = next(model.parameters()).device
-        params = {name: p.detach() for name, p in model.named_parameters()}
-        buffers = {name: b.detach() for name, b in model.named_buffers()}
-        restarts, count = self.restarts, len(targets)
-        # Row k of every batched tensor is restart k % restarts of target k // restarts.
-        wanted = {name: torch.stack([-t.update[name].to(device) / local_lr for t in targets]).repeat_interleave(restarts, 0)
-                  for name in params}
-        scale = sum(w.pow(2).flatten(1).sum(1) for w in wanted.values()).clamp_min(1e-12)
-        batch_labels = torch.stack(labels).to(device).repeat_interleave(restarts, 0)
-        running = [(m.running_mean.detach(), m.running_var.detach()) for m in batchnorms]
-        captured: list[torch.Tensor] = []
-        capturing = [False]
+    def target_labels(self, model, target):
+        return recover_batch_labels(target.update, last_linear_weight_name(model), target.num_samples)
 
-        def capture(module, inputs):
-            if capturing[0]:
-                captured.append(inputs[0])
+    def target_rows(self, problem):
+        return euclidean_rows(problem)
 
-        hooks = [m.register_forward_pre_hook(capture) for m in batchnorms]
+    def objective_context(self, problem):
+        self._batchnorm = BatchNormInputs(problem.net.module)
+        return self._batchnorm
 
-        def task_loss(p, x, y):
-            return F.cross_entropy(functional_call(model, (p, buffers), (x,)), y)
+    def refresh_rows(self, problem, x, iteration, rows):
+        if iteration % self.group_every == 0:  # each row's group mean: its target's fused image
+            grouped = x.detach().view(problem.count, self.restarts, *x.shape[1:])
+            rows["group_mean"] = grouped.mean(1, keepdim=True).expand_as(grouped).reshape(x.shape)
 
-        def bn_prior(x):
-            captured.clear()
-            capturing[0] = True
-            functional_call(model, (params, buffers), (x,))
-            capturing[0] = False
-            loss = 0.0
-            for features, (mean, var) in zip(captured, running):
-                loss = loss + (features.mean((0, 2, 3)) - mean).norm() + (features.var((0, 2, 3), unbiased=False) - var).norm()
-            return loss
-
-        def objective(x, y, wanted, scale, group_mean):
-            g = descent_per_lr(task_loss, params, x, y, steps, local_lr)
-            fidelity = sum((g[name] - wanted[name]).pow(2).sum() for name in params) / scale
-            return (fidelity + self.bn_weight * bn_prior(x) + self.tv_weight * total_variation(x)
-                    + self.l2_weight * x.pow(2).sum() + self.group_weight * (x - group_mean).pow(2).mean())
-
-        objective_and_grad = vmap(grad_and_value(objective), randomness="different")
-        x = torch.rand((count * restarts, *batch_shape), generator=generator).to(device).requires_grad_(True)
-        optimiser = torch.optim.Adam([x], lr=self.lr)
-        milestones = [int(self.iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)]
-        schedule = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones=milestones, gamma=0.1)
-        group_mean = self._group_mean(x, count)
-        bar = tqdm(range(self.iterations), desc=f"{self.name}: {count} updates x {restarts} restarts", unit="it",
-                   disable=not progress, mininterval=2.0)
-        try:
-            for iteration in bar:
-                if iteration % self.group_every == 0:
-                    group_mean = self._group_mean(x, count)
-                x_grad, values = objective_and_grad(x.detach(), batch_labels, wanted, scale, group_mean)
-                optimiser.zero_grad()
-                x.grad = x_grad
-                optimiser.step()
-                schedule.step()
-                with torch.no_grad():
-                    x.clamp_(0, 1)
-                bar.set_postfix(objective=f"{values.mean().item():.4f}", refresh=False)
-        finally:
-            for hook in hooks:
-                hook.remove()
-        return list(x.detach().view(count, restarts, *batch_shape).mean(1))
-
-    def _group_mean(self, x: torch.Tensor, count: int) -> torch.Tensor:
-        """Each row's group mean (the fused image of its target), detached."""
-        grouped = x.detach().view(count, self.restarts, *x.shape[1:])
-        return grouped.mean(1, keepdim=True).expand_as(grouped).reshape(x.shape)
+    def objective(self, problem, x, y, row):
+        fidelity = euclidean_distance(self.simulated_descent(problem, x, y, {}), row, problem.net.params)
+        return (fidelity + self.bn_weight * self._batchnorm.statistics_gap(problem.net, x)
+                + self.tv_weight * total_variation(x) + self.l2_weight * x.pow(2).sum()
+                + self.group_weight * (x - row["group_mean"]).pow(2).mean())

@@ -18,7 +18,5 @@ from gradienthide.attacks.dlg import DeepLeakage
 class ImprovedDeepLeakage(DeepLeakage):
     name = "idlg"
 
-    learns_labels = False
-
-    def initial_labels(self, model, target):
+    def target_labels(self, model, target):
         return recover_labels(target.update, classifier_bias_name(model), target.num_samples)

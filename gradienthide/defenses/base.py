@@ -13,42 +13,40 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gradienthide.configurable import Configurable
+from gradienthide.protocol import ClientProtocol, cross_entropy
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class PublicSteps:
+    """What a server can know of a defense's extra steps on public data: they are part of the
+    published protocol. The batches a client draws are its own randomness and are not."""
+
+    steps: int
+    batch_size: int
+    lr: float
 
 
 @dataclass
 class ClientContext:
     """What a client has besides its private batches when it computes its update."""
 
-    lr: float
+    protocol: ClientProtocol
     generator: torch.Generator  # the defense's own randomness, seeded per run
     public_images: torch.Tensor | None = None  # float [P, C, H, W] in [0, 1]
     public_labels: torch.Tensor | None = None  # labels from the public labeler
     # pool positions of each public batch the defense drew, recorded apart from the upload
     # (only the adaptive_oracle upper bound is given them)
     public_draws: list[torch.Tensor] = field(default_factory=list)
+    anchor: dict[str, torch.Tensor] = field(default_factory=dict)  # the received parameters
 
-
-def cross_entropy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(model(images), labels)
-
-
-def sgd_steps(model: nn.Module, batches: list[Batch], lr: float, loss=cross_entropy, edit_gradients=None) -> None:
-    """One plain SGD step on each batch, in place (the client's usual local update)."""
-    for images, labels in batches:
-        model.zero_grad(set_to_none=True)
-        loss(model, images, labels).backward()
-        if edit_gradients is not None:
-            edit_gradients(model, images, labels)
-        with torch.no_grad():
-            for parameter in model.parameters():
-                if parameter.grad is not None:
-                    parameter.add_(parameter.grad, alpha=-lr)
+    def train(self, model: nn.Module, batches: list[Batch], **options) -> None:
+        """Local SGD steps under the protocol, from the model the client received."""
+        self.protocol.train(model, batches, anchor=self.anchor, **options)
 
 
 def parameter_delta(model: nn.Module, start: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -79,15 +77,20 @@ class Defense(Configurable):
         """Called after each local backward pass; may change the parameters' .grad in place."""
 
     def local_update(self, model: nn.Module, private_batches: list[Batch], context: ClientContext) -> None:
-        sgd_steps(model, private_batches, context.lr, self.loss, self.edit_gradients)
+        context.train(model, private_batches, loss=self.loss, edit_gradients=self.edit_gradients)
 
     def transform_update(self, update: dict[str, torch.Tensor], context: ClientContext) -> dict[str, torch.Tensor]:
         return update
 
     def client_update(self, model: nn.Module, private_batches: list[Batch], context: ClientContext) -> dict[str, torch.Tensor]:
         start = {name: p.detach().clone() for name, p in model.named_parameters()}
+        context.anchor = start
         self.local_update(model, private_batches, context)
         return self.transform_update(parameter_delta(model, start), context)
+
+    def public_steps_spec(self) -> PublicSteps | None:
+        """What an attacker may know of this defense's steps on public data (None: it takes none)."""
+        return None
 
     def privacy_spent(self, sample_rate: float, rounds: int) -> dict[str, float]:
         """A formal guarantee after `rounds` rounds, where the defense has one (DP)."""

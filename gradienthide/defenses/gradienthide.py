@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gradienthide.defenses.base import ClientContext, Defense, sgd_steps
+from gradienthide.defenses.base import ClientContext, Defense, PublicSteps
 
 
 @dataclass
@@ -28,8 +28,11 @@ class GradientHide(Defense):
     def local_update(self, model, private_batches, context: ClientContext):
         if context.public_images is None or context.public_labels is None:
             raise ValueError("gradienthide needs the public pool and its labels")
-        sgd_steps(model, private_batches, context.lr)  # stage 1
-        sgd_steps(model, self.public_batches(context), self.public_lr)  # stage 2
+        context.train(model, private_batches)  # stage 1
+        context.train(model, self.public_batches(context), lr=self.public_lr)  # stage 2
+
+    def public_steps_spec(self) -> PublicSteps:
+        return PublicSteps(steps=self.public_steps, batch_size=self.public_batch_size, lr=self.public_lr)
 
     def public_batches(self, context: ClientContext):
         pool_size = len(context.public_images)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from gradienthide.defenses.base import Defense, sgd_steps
+from gradienthide.defenses.base import Defense
 
 
 def mixed_loss(model, images, targets):
@@ -40,4 +40,4 @@ class Mixup(Defense):
 
     def local_update(self, model, private_batches, context):
         batches = [self.mix(images, labels, context.generator) for images, labels in private_batches]
-        sgd_steps(model, batches, context.lr, loss=mixed_loss)
+        context.train(model, batches, loss=mixed_loss)

@@ -1,0 +1,268 @@
+"""One engine for gradient-matching attacks: a paper's attack file keeps only what is its own.
+
+The engine owns what every optimisation-based attack shares: grouping the targets into
+batched problems (one vmap needs one batch shape and one client protocol), the functional
+model, the replay of the client's local steps (through the targets' `ClientProtocol`),
+random restarts, the optimiser loop with its step-size schedule, progress, and the choice
+among restarts. Every (target, restart) pair is one row of a single torch.func.vmap-ed
+objective, so a shard costs one vectorised optimisation rather than a loop.
+
+A paper's subclass supplies:
+  target_labels    its label rule (known, recovered from the update, or None: optimised)
+  target_rows      per-target tensors its objective compares against (the upload, its norm)
+  objective        fidelity and priors for one row: (x, y, row) -> scalar
+and sets class-level choices: `optimiser` ("adam": Adam with the step size cut tenfold at
+3/8, 5/8 and 7/8 of the iterations, images boxed to [0, 1]; or "lbfgs"), `signed_gradients`,
+`image_init` ("uniform" or "normal") and `fusion` ("best" restart by final objective, or
+"mean" of the restarts).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad_and_value, vmap
+from tqdm import tqdm
+
+from gradienthide.attacks.base import Attack, AttackTarget, classifier_bias_name
+from gradienthide.protocol import ClientProtocol
+
+
+class FunctionalModel:
+    """The attacked model as functions of its parameters (buffers fixed), for torch.func."""
+
+    def __init__(self, model: nn.Module):
+        self.module = model
+        self.params = {name: p.detach() for name, p in model.named_parameters()}
+        self.buffers = {name: b.detach() for name, b in model.named_buffers()}
+        self.device = next(model.parameters()).device
+
+    def logits(self, params: dict[str, torch.Tensor], images: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.module, (params, self.buffers), (images,))
+
+    def task_loss(self, params: dict[str, torch.Tensor], images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The client's loss as the attacker models it (cross-entropy; labels may be soft)."""
+        return F.cross_entropy(self.logits(params, images), labels)
+
+
+@dataclass
+class MatchingProblem:
+    """One batched optimisation: targets with the same number of samples and protocol."""
+
+    net: FunctionalModel
+    protocol: ClientProtocol
+    steps: int  # local steps the dummy batch is replayed through (1: read as one gradient)
+    batch_shape: tuple[int, ...]  # [samples, C, H, W] of one target
+    targets: list[AttackTarget]
+    restarts: int
+
+    @property
+    def count(self) -> int:
+        return len(self.targets)
+
+    @property
+    def rows(self) -> int:
+        return self.count * self.restarts
+
+    def per_row(self, per_target: list[torch.Tensor]) -> torch.Tensor:
+        """Stack one tensor per target into rows; row k is restart k % restarts of target k // restarts."""
+        return torch.stack([t.to(self.net.device) for t in per_target]).repeat_interleave(self.restarts, 0)
+
+    def descent(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the dummy batch's upload reads as a gradient (minus the update over the lr)."""
+        return self.protocol.descent(self.net.task_loss, self.net.params, images, labels, self.steps)
+
+
+def group_targets(targets: list[AttackTarget], simulate_local_steps: bool) -> dict[tuple, list[int]]:
+    """Target positions by (number of samples, protocol, replayed steps): one vmap per group."""
+    groups: dict[tuple, list[int]] = {}
+    for i, target in enumerate(targets):
+        if target.protocol is None:
+            raise ValueError(f"target {i}: the clients' protocol is not known (AttackTarget.protocol)")
+        steps = target.protocol.local_steps if simulate_local_steps else 1
+        groups.setdefault((target.num_samples, target.protocol, steps), []).append(i)
+    return dict(sorted(groups.items(), key=lambda item: (item[0][0], item[0][2], item[0][1].lr)))
+
+
+def stack_rows(per_target: list[dict], problem: MatchingProblem) -> dict:
+    """Stack each target's tensors (nested dicts allowed) into rows."""
+    if not per_target or not per_target[0]:
+        return {}
+    stacked = {}
+    for key, value in per_target[0].items():
+        if isinstance(value, dict):
+            stacked[key] = stack_rows([t[key] for t in per_target], problem)
+        else:
+            stacked[key] = problem.per_row([t[key] for t in per_target])
+    return stacked
+
+
+@dataclass
+class GradientMatchingAttack(Attack):
+    """Dummy images optimised so that the update they would produce matches the upload."""
+
+    iterations: int = 2000
+    restarts: int = 1
+    lr: float = 0.1
+    simulate_local_steps: bool = True
+
+    optimiser: ClassVar[str] = "adam"
+    signed_gradients: ClassVar[bool] = False
+    image_init: ClassVar[str] = "uniform"
+    fusion: ClassVar[str] = "best"
+    restart_label: ClassVar[str] = "restarts"
+
+    # --- what a paper's file supplies --------------------------------------------------------
+
+    def target_labels(self, model: nn.Module, target: AttackTarget) -> torch.Tensor | None:
+        """The labels the attack uses for a target, or None when it optimises them (DLG)."""
+        raise NotImplementedError
+
+    def target_rows(self, problem: MatchingProblem) -> dict:
+        """Per-row tensors the objective reads (from problem.per_row / stack_rows)."""
+        raise NotImplementedError
+
+    def objective(self, problem: MatchingProblem, x: torch.Tensor, y: torch.Tensor, row: dict) -> torch.Tensor:
+        """The loss of one row: dummy images x [samples, C, H, W], labels (or label
+        probabilities) y, and that row's slice of `target_rows`."""
+        raise NotImplementedError
+
+    def prepare_targets(self, net: FunctionalModel, targets: list[AttackTarget]) -> list[AttackTarget]:
+        """Turn the uploads into what is matched (the adaptive attacker's residuals)."""
+        return targets
+
+    def simulated_descent(self, problem: MatchingProblem, x, y, extra: dict) -> dict[str, torch.Tensor]:
+        """The dummy batch's upload read as a gradient: the protocol's replay by default.
+        `extra`: the row's slice of the target's AttackTarget.extra."""
+        return problem.descent(x, y)
+
+    def refresh_rows(self, problem: MatchingProblem, x: torch.Tensor, iteration: int, rows: dict) -> None:
+        """Called before every iteration; may update `rows` in place (GradInversion's group mean)."""
+
+    def objective_context(self, problem: MatchingProblem):
+        """A context held around the optimisation (GradInversion's BatchNorm hooks)."""
+        return contextlib.nullcontext()
+
+    # --- the engine --------------------------------------------------------------------------
+
+    def invert(self, model, targets, image_shape, seed, progress=True):
+        net = FunctionalModel(model)
+        targets = self.prepare_targets(net, targets)
+        labels = [self.target_labels(model, t) for t in targets]
+        labels = [None if used is None else used.to(net.device) for used in labels]
+        results: list = [None] * len(targets)
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        for (samples, protocol, steps), members in group_targets(targets, self.simulate_local_steps).items():
+            problem = MatchingProblem(net, protocol, steps, (samples, *image_shape), [targets[i] for i in members],
+                                      self.restarts)
+            group_labels = [labels[i] for i in members]
+            images, used = self.optimise(problem, group_labels, generator, progress)
+            for i, reconstruction, label in zip(members, images, used):
+                results[i] = (reconstruction.cpu(), label.cpu())
+        return results
+
+    def initial_images(self, problem: MatchingProblem, generator: torch.Generator) -> torch.Tensor:
+        shape = (problem.rows, *problem.batch_shape)
+        draw = torch.rand if self.image_init == "uniform" else torch.randn
+        return draw(shape, generator=generator).to(problem.net.device)
+
+    def optimise(self, problem: MatchingProblem, labels: list[torch.Tensor | None], generator, progress):
+        if self.optimiser == "lbfgs":
+            return self._optimise_lbfgs(problem, labels, generator, progress)
+        return self._optimise_adam(problem, labels, generator, progress)
+
+    def _row_objective(self, problem):
+        def objective(x, y, row):
+            return self.objective(problem, x, y, row)
+
+        return objective
+
+    def _optimise_adam(self, problem, labels, generator, progress):
+        rows = self.target_rows(problem)
+        batch_labels = problem.per_row(labels)
+        objective = self._row_objective(problem)
+        # randomness: a defense's stochastic layer (PRECODE) draws fresh noise per batch row
+        objective_and_grad = vmap(grad_and_value(objective), randomness="different")
+        x = self.initial_images(problem, generator).requires_grad_(True)
+        optimiser = torch.optim.Adam([x], lr=self.lr)
+        milestones = [int(self.iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)]
+        schedule = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones=milestones, gamma=0.1)
+        bar = tqdm(range(self.iterations), desc=f"{self.name}: {problem.count} updates x {self.restarts} {self.restart_label}",
+                   unit="it", disable=not progress, mininterval=2.0)
+        with self.objective_context(problem):
+            for iteration in bar:
+                self.refresh_rows(problem, x, iteration, rows)
+                x_grad, values = objective_and_grad(x.detach(), batch_labels, rows)
+                x.grad = x_grad.sign() if self.signed_gradients else x_grad
+                optimiser.step()
+                schedule.step()
+                with torch.no_grad():
+                    x.clamp_(0, 1)
+                bar.set_postfix(objective=f"{values.mean().item():.4f}", refresh=False)
+            images = x.detach().view(problem.count, self.restarts, *problem.batch_shape)
+            if self.fusion == "mean":
+                fused = list(images.mean(1))
+            else:
+                with torch.no_grad():
+                    final = vmap(objective, randomness="different")(x.detach(), batch_labels, rows)
+                best = final.view(problem.count, self.restarts).argmin(1)
+                fused = [images[i, best[i]] for i in range(problem.count)]
+        return fused, labels
+
+    def _optimise_lbfgs(self, problem, labels, generator, progress):
+        """Images and, when the label rule gives none, label logits, optimised jointly by L-BFGS
+        over all rows at once; the iterate with the lowest objective seen is kept per row (plain
+        L-BFGS can diverge). Each row's objective should be scaled so that rows weigh alike."""
+        rows = self.target_rows(problem)
+        objective = self._row_objective(problem)
+        classes = problem.net.params[classifier_bias_name(problem.net.module)].shape[0]
+        x = self.initial_images(problem, generator).requires_grad_(True)
+        learns_labels = labels[0] is None
+        if learns_labels:
+            y = torch.randn((problem.rows, problem.batch_shape[0], classes), generator=generator).to(
+                problem.net.device).requires_grad_(True)
+            variables, argnums = [x, y], (0, 1)
+
+            def row_objective(x, logits, row):
+                return objective(x, logits.softmax(-1), row)
+        else:
+            y = problem.per_row(labels)
+            variables, argnums, row_objective = [x], (0,), objective
+        batched = vmap(grad_and_value(row_objective, argnums=argnums), randomness="different")
+        best_value = torch.full((problem.rows,), float("inf"), device=problem.net.device)
+        best_x, best_y = x.detach().clone(), y.detach().clone()
+        diverged = False
+
+        def closure():
+            nonlocal diverged
+            grads, values = batched(x.detach(), y.detach(), rows)
+            if not torch.isfinite(values).all():
+                diverged = True  # zero gradients make L-BFGS stop; the best iterates are kept
+                grads = tuple(torch.zeros_like(v) for v in variables)
+            better = values < best_value
+            best_value[better] = values[better].detach()
+            best_x[better] = x.detach()[better]
+            best_y[better] = y.detach()[better]
+            for variable, variable_grad in zip(variables, grads):
+                variable.grad = variable_grad.contiguous()  # L-BFGS flattens it with view
+            return torch.nan_to_num(values.sum(), nan=0.0, posinf=0.0)
+
+        optimiser = torch.optim.LBFGS(variables, lr=self.lr, max_iter=self.max_iter, line_search_fn=self.line_search)
+        bar = tqdm(range(self.iterations), desc=f"{self.name}: {problem.count} updates", unit="step",
+                   disable=not progress, mininterval=2.0)
+        with self.objective_context(problem):
+            for _ in bar:
+                optimiser.step(closure)
+                bar.set_postfix(distance=f"{best_value.mean().item():.4g}", refresh=False)
+                if diverged:
+                    break
+        # per target, the restart whose best iterate came closest
+        chosen = (torch.arange(problem.count, device=best_value.device) * self.restarts
+                  + best_value.view(problem.count, self.restarts).argmin(1))
+        used = best_y.argmax(-1) if learns_labels else best_y
+        return list(best_x[chosen].clamp(0, 1)), list(used[chosen])

@@ -1,0 +1,116 @@
+"""What a client does locally, in one place: the client trains with it, the attacker replays it.
+
+A `ClientProtocol` is the local-training part of the FL algorithm, known to the server (it
+sends it to the clients), so it travels in the global model's metadata. It has two faces on
+one definition of a local SGD step:
+
+- `train(model, batches)`: the client's in-place steps on an nn.Module (autograd);
+- `replay(task_loss, params, batches)`: the same steps on a parameter dict with torch.func,
+  differentiable in the batches, so a gradient-matching attack simulates exactly what the
+  client did.
+
+FedProx (Li et al., 2020) adds mu/2 * ||w - w_global||^2 to every local objective; its
+gradient mu * (w - w_global) joins each step's gradient after the defense's gradient edits.
+The anchor w_global is the model the client received, for every local step it takes
+(GradientHide's public steps included).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import grad
+
+ALGORITHMS = ("fedavg", "fedprox")
+
+
+def cross_entropy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(model(images), labels)
+
+
+@dataclass(frozen=True)
+class ClientProtocol:
+    local_steps: int
+    batch_size: int
+    lr: float
+    algorithm: str = "fedavg"
+    mu: float = 0.0  # FedProx's proximal weight
+
+    def __post_init__(self):
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"training.algorithm: {self.algorithm!r} is not one of {', '.join(ALGORITHMS)}")
+        if self.algorithm == "fedavg" and self.mu:
+            raise ValueError(f"training.mu={self.mu}: the proximal term belongs to fedprox (training.algorithm)")
+
+    @classmethod
+    def from_config(cls, training: dict) -> "ClientProtocol":
+        return cls(local_steps=training["local_steps"], batch_size=training["batch_size"], lr=training["lr"],
+                   algorithm=training.get("algorithm", "fedavg"), mu=training.get("mu", 0.0))
+
+    def to_metadata(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_metadata(cls, value: str | dict) -> "ClientProtocol":
+        return cls(**(json.loads(value) if isinstance(value, str) else value))
+
+    @property
+    def proximal(self) -> bool:
+        return self.algorithm == "fedprox" and self.mu > 0
+
+    # --- the client's face ------------------------------------------------------------------
+
+    def train(self, model: nn.Module, batches, *, anchor: dict[str, torch.Tensor], lr: float | None = None,
+              loss=cross_entropy, edit_gradients=None) -> None:
+        """One SGD step per batch on `model`, in place. `anchor`: the parameters the client
+        received (FedProx's proximal centre); `lr` overrides the protocol's (public steps)."""
+        lr = self.lr if lr is None else lr
+        for images, labels in batches:
+            model.zero_grad(set_to_none=True)
+            loss(model, images, labels).backward()
+            if edit_gradients is not None:
+                edit_gradients(model, images, labels)
+            with torch.no_grad():
+                for name, parameter in model.named_parameters():
+                    if parameter.grad is None:
+                        continue
+                    step = parameter.grad
+                    if self.proximal:
+                        step = step + self.mu * (parameter - anchor[name])
+                    parameter.add_(step, alpha=-lr)
+
+    # --- the attacker's face ----------------------------------------------------------------
+
+    def replay(self, task_loss, params: dict[str, torch.Tensor], batches, *, anchor: dict[str, torch.Tensor],
+               lr: float | None = None) -> dict[str, torch.Tensor]:
+        """The parameters after one functional SGD step per batch, differentiable in the batches.
+        `task_loss(params, images, labels)` is the client's loss as the attacker models it."""
+        lr = self.lr if lr is None else lr
+        current = params
+        for images, labels in batches:
+            step_grad = grad(task_loss)(current, images, labels)
+            if self.proximal:
+                current = {name: current[name] - lr * (step_grad[name] + self.mu * (current[name] - anchor[name]))
+                           for name in current}
+            else:
+                current = {name: current[name] - lr * step_grad[name] for name in current}
+        return current
+
+    def split(self, images: torch.Tensor, labels: torch.Tensor, steps: int | None = None):
+        """A dummy batch of all local samples cut into the protocol's local batches."""
+        steps = self.local_steps if steps is None else steps
+        return list(zip(images.chunk(steps), labels.chunk(steps)))
+
+    def descent(self, task_loss, params, images, labels, steps: int | None = None) -> dict[str, torch.Tensor]:
+        """What an upload made from (images, labels) reads as a gradient: minus the update over
+        the local lr. One step from the received model is exactly the gradient (the proximal
+        term is zero there), computed directly."""
+        steps = self.local_steps if steps is None else steps
+        if steps == 1:
+            return grad(task_loss)(params, images, labels)
+        final = self.replay(task_loss, params, self.split(images, labels, steps), anchor=params)
+        return {name: (params[name] - final[name]) / self.lr for name in params}

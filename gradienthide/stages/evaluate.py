@@ -1,0 +1,59 @@
+"""Stage evaluate: score a shard's reconstructions against the private originals, and draw them."""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from gradienthide import artifacts, dumps, metrics as image_quality
+
+
+def load_semantic_reference(*, metric_settings: dict, model_config: dict, clip: dict, reference_model, dataset):
+    from gradienthide import semantic
+
+    if metric_settings["semantic_reference"] == "clip":
+        return semantic.ClipReference(clip, artifacts.load_json_metadata(dataset, "class_names"))
+    return semantic.NoDefenseReference(reference_model, model_config)
+
+
+def evaluate_shard(*, reconstructions, private, identity: dict, metrics, grid, metric_settings: dict,
+                   model_config: dict, clip: dict, reference_model=None, dataset=None) -> None:
+    """Per-image PSNR, SSIM, LPIPS and semantic match of a shard's reconstructions, and a grid.
+
+    `metric_settings` is config.resolve_metrics' answer: whether LPIPS is computed and which
+    semantic reference (the no-defense run's final model, or CLIP with the dataset's class names).
+    """
+    from gradienthide import perceptual, plots, semantic
+
+    shard, label_source = dumps.read_reconstructions(reconstructions)
+    originals_by_client = dumps.read_private_batches(private)
+    lpips_metric = perceptual.load_lpips(metric_settings["lpips_cache_dir"]) if metric_settings["lpips"] else None
+    reference = load_semantic_reference(metric_settings=metric_settings, model_config=model_config, clip=clip,
+                                        reference_model=reference_model, dataset=dataset)
+    tables, shown_originals, shown_reconstructions = [], [], []
+    for item in shard:
+        originals, labels = originals_by_client[item.client]
+        table = image_quality.image_metrics(item.images, originals)
+        matched = item.images[torch.as_tensor(table["matched_reconstruction"].to_numpy())]
+        table.insert(0, "position", item.position)
+        table.insert(1, "client", item.client)
+        table["label"] = labels.numpy()
+        table["lpips"] = (perceptual.lpips_distance(lpips_metric, matched, originals).numpy()
+                          if lpips_metric is not None else float("nan"))
+        table["semantic_match"] = semantic.semantic_match(reference, matched, labels).numpy()
+        table["semantic_reference"] = reference.name
+        used = item.labels.numpy()
+        table["label_source"] = label_source
+        # did the attacker get the label of the reconstruction matched to this image right?
+        table["label_correct"] = ((used[table["matched_reconstruction"]] == table["label"]).astype(float)
+                                  if label_source == "recovered" else float("nan"))
+        tables.append(table)
+        shown_originals.append(originals)
+        shown_reconstructions.append(matched)
+    result = pd.concat(tables, ignore_index=True)
+    for column, value in reversed(identity.items()):
+        result.insert(0, column, value)
+    artifacts.save_table(metrics, result)
+    title = (f"{identity['defense']} / {identity['attack']} / round {identity['round']} / shard {identity['shard']}: "
+             f"mean PSNR {result['psnr'].mean():.2f} dB")
+    plots.reconstruction_grid(torch.cat(shown_originals), torch.cat(shown_reconstructions), grid, title)
