@@ -47,4 +47,6 @@ rule all:
     input:
         rules.aggregate.output,
         rules.figures.output,
+        rules.label_quality.output if USES_PUBLIC_POOL else [],
+        SETTINGS_FIGURE,
     default_target: True

@@ -64,7 +64,28 @@ def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], m
     meta[CHECKSUM_KEY] = checksum
     with atomic_path(path) as tmp:
         save_file(contiguous, str(tmp), metadata=meta)
+        _sort_metadata_in_header(tmp)
     return checksum
+
+
+def _sort_metadata_in_header(path: Path) -> None:
+    """Write the metadata keys of a safetensors header in sorted order, in place.
+
+    The safetensors library writes them in hash order, which changes from process to process,
+    so the same tensors and metadata would give different bytes run to run. The header keeps
+    its length (the same JSON, reordered; padding kept), so nothing else in the file moves.
+    """
+    with open(path, "r+b") as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        raw = handle.read(length)
+        header = json.loads(raw)
+        if "__metadata__" in header:
+            header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) > length:  # cannot happen for the same content; keep the library's bytes then
+            return
+        handle.seek(8)
+        handle.write(text + b" " * (length - len(text)))
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

@@ -88,6 +88,7 @@ def _check_consistency(config: dict) -> None:
                         "(set training.algorithm: fedprox, or drop training.mu)")
     if data["dataset"] == "npz" and not data.get("path"):
         problems.append("data.path: required when data.dataset is 'npz'")
+    problems += _public_problems(config)
     from gradienthide.defenses import DEFENSES
     from gradienthide.attacks import ATTACKS
 
@@ -99,8 +100,47 @@ def _check_consistency(config: dict) -> None:
             problems.append(f"attacks.{name}: no such attack (known: {', '.join(sorted(ATTACKS))})")
     if "gradinversion" in config["attacks"] and config["model"]["norm"] != "batch":
         problems.append("attacks.gradinversion: its BatchNorm prior needs model.norm: batch")
+    if "adaptive_infer" in config["attacks"] and config["model"]["norm"] == "batch":
+        problems.append("attacks.adaptive_infer: draw inference needs per-example gradients, which a BatchNorm "
+                        "model (model.norm: batch) does not have; use model.norm: none or drop the attack")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def _public_problems(config: dict) -> list[str]:
+    """The public pool's source, labeler and selection settings that contradict each other."""
+    from gradienthide import clip_labels
+
+    data, public, labels = config["data"], config["public"], config["labels"]
+    problems = []
+    if public["dataset"] == "private_slice":
+        if public["size"] is not None:
+            problems.append(f"public.size={public['size']}: the private slice's size is data.public_pool_size "
+                            "(drop public.size, or give public.dataset a source of its own)")
+        if public["path"] is not None:
+            problems.append("public.path: only for public.dataset: npz")
+        from gradienthide.defenses import DEFENSES
+
+        takes_public_steps = any(name in DEFENSES and DEFENSES[name].uses_public_pool for name in config["defenses"])
+        if data["public_pool_size"] == 0 and takes_public_steps:
+            problems.append("data.public_pool_size: 0 leaves GradientHide no public pool with public.dataset: "
+                            "private_slice (set a size, or give public.dataset a source of its own)")
+    else:
+        if data["public_pool_size"] != 0:
+            problems.append(f"data.public_pool_size={data['public_pool_size']}: with public.dataset: "
+                            f"{public['dataset']} the private dataset keeps no public slice; set it to 0 "
+                            "(the pool's size is public.size)")
+        if public["dataset"] == "npz" and not public["path"]:
+            problems.append("public.path: required when public.dataset is 'npz'")
+    if labels["labeler"] == "simulated_clip":
+        try:
+            clip_labels.simulated_accuracy(simulated=labels["simulated_clip"], dataset=data["dataset"])
+        except ValueError as error:
+            problems.append(str(error))
+    if labels["selection"]["min_confidence"] is not None and labels["labeler"] != "clip":
+        problems.append(f"labels.selection.min_confidence: the {labels['labeler']} labeler gives no class "
+                        "probabilities to threshold (only clip does); set it to null")
+    return problems
 
 
 def load_config(path: str | Path) -> dict:
@@ -175,6 +215,9 @@ def preflight(config: dict) -> None:
     data = config["data"]
     if data["dataset"] == "npz" and not Path(data["path"]).expanduser().is_file():
         raise FileNotFoundError(f"data.path: dataset file {data['path']} not found")
+    public = config["public"]
+    if public["dataset"] == "npz" and not Path(public["path"]).expanduser().is_file():
+        raise FileNotFoundError(f"public.path: public source file {public['path']} not found")
     labels = config["labels"]
     if labels["labeler"] == "clip" and any(uses_public_pool(run) for run in defense_runs(config).values()):
         from gradienthide.clip_labels import resolve_checkpoint

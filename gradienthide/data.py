@@ -68,7 +68,7 @@ def _as_nchw(array: np.ndarray, path: Path, key: str) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def load_npz_source(path: str | Path) -> ImageDataset:
+def load_npz_source(path: str | Path, key: str = "data.path") -> ImageDataset:
     """Images and labels from an .npz file.
 
     Accepts `images`/`labels`, or `train_images`/`train_labels` (with `test_images`/
@@ -76,7 +76,7 @@ def load_npz_source(path: str | Path) -> ImageDataset:
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"data.path: dataset file {path} not found")
+        raise FileNotFoundError(f"{key}: dataset file {path} not found")
     with np.load(path, allow_pickle=False) as arrays:
         keys = set(arrays.files)
         if {"images", "labels"} <= keys:
@@ -132,3 +132,80 @@ def load_dataset(path: str | Path) -> ImageDataset:
     class_names = artifacts.load_json_metadata(path, "class_names")
     source = artifacts.read_metadata(path).get("source", str(path))
     return ImageDataset(tensors["images"], tensors["labels"], class_names, source)
+
+
+# --- the public pool ---------------------------------------------------------------------
+# A pool of images with no private owner, labelled later into the private task's classes.
+# Its true labels (where its classes are the task's) are kept apart from the labeler's:
+# only the label-quality measurement and the simulated_clip labeler read them.
+
+PRIVATE_SLICE = "private_slice"
+
+
+def load_source(*, dataset: str, path: str | None, key: str) -> ImageDataset:
+    """A source the data stage knows, by name (`key` names the config key in errors)."""
+    if dataset == "digits":
+        return load_digits_source()
+    if dataset == "npz":
+        if not path:
+            raise ValueError(f"{key}.path: required when {key}.dataset is 'npz'")
+        return load_npz_source(path, key=f"{key}.path")
+    raise ValueError(f"{key}.dataset: unknown source {dataset!r} (known: digits, npz)")
+
+
+def match_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """uint8 NCHW images with `channels` channels: grey repeated to RGB, RGB to grey by luminance."""
+    if images.shape[1] == channels:
+        return images
+    if images.shape[1] == 1 and channels == 3:
+        return images.repeat(1, 3, 1, 1)
+    if images.shape[1] == 3 and channels == 1:
+        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        return (images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+    raise ValueError(f"cannot convert {images.shape[1]}-channel images to {channels} channels")
+
+
+def labels_in_task_space(source_labels: torch.Tensor, source_names: list[str], task_names: list[str]) -> torch.Tensor:
+    """Each image's true label as an index into the task's classes, by class name; -1 where the
+    source's class is not one of the task's (e.g. CIFAR-100 images for a CIFAR-10 task)."""
+    def normalise(name) -> str:
+        return str(name).strip().lower()
+
+    position = {normalise(name): index for index, name in enumerate(task_names)}
+    mapping = torch.tensor([position.get(normalise(name), -1) for name in source_names], dtype=torch.int64)
+    return mapping[source_labels]
+
+
+def build_public_pool(*, public: dict, task: ImageDataset, private_pool_indices=None) -> dict[str, torch.Tensor]:
+    """The public pool as tensors: images (uint8, the task's shape), true_labels (task classes,
+    -1 where unknown) and source_index (each image's index in its source).
+
+    `public.dataset: private_slice` is the slice of the private dataset that prepare_data set
+    aside (`private_pool_indices`); any other source is drawn from independently, `public.size`
+    images (all when null) in an order seeded by `public.seed`, resized to the task's images.
+    """
+    if public["dataset"] == PRIVATE_SLICE:
+        indices = torch.as_tensor(np.asarray(private_pool_indices), dtype=torch.long)
+        return {"images": task.images[indices], "true_labels": task.labels[indices], "source_index": indices.clone()}
+    source = load_source(dataset=public["dataset"], path=public.get("path"), key="public")
+    source_names = public.get("class_names") or source.class_names
+    if len(source_names) != source.num_classes:
+        raise ValueError(f"public.class_names: {len(source_names)} names given but the source has {source.num_classes} classes")
+    size = public.get("size") or len(source.labels)
+    if size > len(source.labels):
+        raise ValueError(f"public.size: {size} exceeds the {len(source.labels)} images of {source.source}")
+    chosen = torch.as_tensor(np.sort(np.random.default_rng(public.get("seed", 0)).permutation(len(source.labels))[:size]))
+    channels, height = task.image_shape[0], task.image_shape[1]
+    images = resize(match_channels(source.images[chosen], channels), height)
+    return {"images": images, "true_labels": labels_in_task_space(source.labels[chosen], source_names, task.class_names),
+            "source_index": chosen.to(torch.int64)}
+
+
+def save_public_pool_source(path: str | Path, pool: dict[str, torch.Tensor], *, class_names: list[str], source: str) -> None:
+    artifacts.save_tensors(path, pool, metadata={"class_names": list(class_names), "source": source})
+
+
+def load_public_pool_source(path: str | Path) -> tuple[dict[str, torch.Tensor], list[str], str]:
+    """The pool's tensors, the task's class names, and the pool's source."""
+    return (artifacts.load_tensors(path), artifacts.load_json_metadata(path, "class_names"),
+            artifacts.read_metadata(path).get("source", str(path)))

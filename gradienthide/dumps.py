@@ -19,6 +19,7 @@ the attack used), then `metrics.parquet` and a `reconstructions.png` grid from e
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -167,17 +168,19 @@ class Reconstruction:
     client: int
     images: torch.Tensor  # [num_samples, C, H, W] in [0, 1]
     labels: torch.Tensor  # the labels the attack used (known or recovered)
+    estimated_draws: torch.Tensor | None = None  # [steps, batch] pool positions, by attacks that infer them
 
 
 def write_reconstructions(path: str | Path, reconstructions: list[Reconstruction], *, attack: str,
-                          label_source: str) -> None:
+                          label_source: str, findings: dict | None = None) -> None:
+    """`findings`: what the attack learnt besides the images, lists in position order (JSON)."""
     tensors = {}
     for item in reconstructions:
         tensors[f"position{item.position}/images"] = item.images
         tensors[f"position{item.position}/labels"] = item.labels
     artifacts.save_tensors(path, tensors, metadata={
         "attack": attack, "positions": [r.position for r in reconstructions],
-        "clients": [r.client for r in reconstructions], "label_source": label_source})
+        "clients": [r.client for r in reconstructions], "label_source": label_source, **(findings or {})})
 
 
 def read_reconstructions(path: str | Path) -> tuple[list[Reconstruction], str]:
@@ -185,6 +188,9 @@ def read_reconstructions(path: str | Path) -> tuple[list[Reconstruction], str]:
     tensors = artifacts.load_tensors(path)
     positions = artifacts.load_json_metadata(path, "positions")
     clients = artifacts.load_json_metadata(path, "clients")
-    label_source = artifacts.read_metadata(path).get("label_source", "known")
-    return [Reconstruction(p, c, tensors[f"position{p}/images"], tensors[f"position{p}/labels"])
-            for p, c in zip(positions, clients)], label_source
+    metadata = artifacts.read_metadata(path)
+    label_source = metadata.get("label_source", "known")
+    draws = json.loads(metadata["estimated_draws"]) if "estimated_draws" in metadata else [None] * len(positions)
+    return [Reconstruction(p, c, tensors[f"position{p}/images"], tensors[f"position{p}/labels"],
+                           None if d is None else torch.tensor(d, dtype=torch.long))
+            for p, c, d in zip(positions, clients, draws)], label_source

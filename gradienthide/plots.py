@@ -1,25 +1,347 @@
-"""Figures: reconstruction grids, PSNR by defense, accuracy by round."""
+"""Figures of the report: PSNR by defense, accuracy by round, privacy-utility, reconstructions.
+
+Shared conventions, so the figures read alike: one colour hue per defense family and, within a
+swept family, shades from light (weakest setting) to dark (strongest); legends in a free panel
+or outside the axes, never on the data; every figure's header names the public labeler and the
+attack budget. Figures are deterministic (seeded jitter, no date or software version in the
+PNG), so two runs on the same inputs give byte-identical files.
+"""
 
 from __future__ import annotations
 
+import math
+import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.colors as mcolors  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
+from gradienthide import report  # noqa: E402
 from gradienthide.artifacts import atomic_path  # noqa: E402
 
+DPI = 150
+JITTER_SEED = 0
+REFERENCE_ATTACK = "ig"  # plain Inverting Gradients: the reference for attacks that see one defense only
+NO_DEFENSE = "none"
+# one hue per known family; unknown families take the next unused colour
+FAMILY_COLOURS = {
+    "none": "#333333", "gradienthide": "#d62728", "dp": "#1f77b4", "pruning": "#2ca02c", "soteria": "#9467bd",
+    "precode": "#ff7f0e", "mixup": "#8c564b",
+}
+SPARE_COLOURS = ["#17becf", "#e377c2", "#bcbd22", "#7f7f7f"]
+PAGE_WIDTH = 7.5  # inches: a paper page's text width with a little room; 1,125 px at DPI
+
+
+@dataclass(frozen=True)
+class FigureContext:
+    """What the figures share: the public labeler note and the attack budgets (attack -> short
+    text, in the config's order, which is also the order of the panels) every header states,
+    and the defense runs in the config's order (families are shown in that order)."""
+
+    labeler: str
+    budgets: dict
+    runs: tuple = ()
+
+    def budget_line(self, attacks=None) -> str:
+        attacks = list(self.budgets) if attacks is None else [a for a in attacks if a in self.budgets]
+        # non-breaking spaces keep each attack's budget on one line when the header wraps
+        items = [f"{a} {self.budgets[a]}".replace(" ", "\u00a0") for a in attacks]
+        return "attack budget: " + "; ".join(items) if items else ""
+
+    def attack_order(self, present) -> list[str]:
+        present = list(dict.fromkeys(present))
+        return [a for a in self.budgets if a in present] + [a for a in present if a not in self.budgets]
+
+
+def attack_budget(settings: dict) -> str:
+    """A short statement of an attack's optimisation budget from its config block, e.g.
+    '1200 it. × 2 restarts' or '25 steps × 20 it.'."""
+    iterations, inner, restarts = settings.get("iterations"), settings.get("max_iter"), settings.get("restarts")
+    if iterations is None:
+        return "default budget"
+    text = f"{iterations} steps \u00d7 {inner} it." if inner else f"{iterations} it."
+    if restarts and int(restarts) > 1:
+        text += f" \u00d7 {restarts} restarts"
+    return text
+
+
+# --- saving and layout --------------------------------------------------------------------------
 
 def _save(figure, path: str | Path) -> None:
+    """Write atomically, without the metadata that would differ between runs (software version)."""
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    metadata = {"Software": None} if fmt == "png" else {"Creator": None, "CreationDate": None} if fmt == "pdf" else None
     with atomic_path(path) as tmp:
-        figure.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png", dpi=150, bbox_inches="tight")
+        figure.savefig(tmp, format=fmt, dpi=DPI, bbox_inches="tight", metadata=metadata)
     plt.close(figure)
+
+
+def _header(figure, title: str, context: FigureContext, attacks=None, width_inches: float = PAGE_WIDTH) -> None:
+    """Title on the first line, then the labeler and the budget in smaller type, wrapped to the width."""
+    characters = max(40, int(width_inches * 15))
+    lines = textwrap.wrap(context.labeler, characters) + textwrap.wrap(context.budget_line(attacks), characters)
+    figure.suptitle(title + "\n" + "\n".join(lines), fontsize=9, y=1.0, va="bottom", linespacing=1.4)
+
+
+def _grid(count: int, columns: int, panel_width: float, panel_height: float, **subplot_kw):
+    """A grid of `count` panels, `columns` wide; returns the figure, the used axes and the spare ones."""
+    columns = max(1, min(columns, count))
+    rows = math.ceil(count / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(panel_width * columns, panel_height * rows), squeeze=False,
+                                **subplot_kw)
+    flat = list(axes.flat)
+    return figure, flat[:count], flat[count:]
+
+
+def _legend_outside_data(figure, spare_axes, handles, title=None) -> None:
+    """The legend over the free panels of the grid when there are any, otherwise to the right of
+    the figure. Call after the layout is final: the free panels' area is read then."""
+    style = {"fontsize": 7, "title": title, "title_fontsize": 7, "frameon": False}
+    if spare_axes:
+        for axis in spare_axes:
+            axis.set_axis_off()
+        boxes = [axis.get_position() for axis in spare_axes]
+        x0, y0 = min(b.x0 for b in boxes), min(b.y0 for b in boxes)
+        x1, y1 = max(b.x1 for b in boxes), max(b.y1 for b in boxes)
+        columns = 2 if len(spare_axes) > 1 and len(handles) > 8 else 1
+        figure.legend(handles=handles, loc="center", bbox_to_anchor=(x0, y0, x1 - x0, y1 - y0), ncols=columns, **style)
+    else:
+        figure.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), **style)
+
+
+# --- colours ------------------------------------------------------------------------------------
+
+def _mix(colour, other, weight: float):
+    rgb = np.array(mcolors.to_rgb(colour))
+    return tuple((1 - weight) * rgb + weight * np.array(mcolors.to_rgb(other)))
+
+
+def family_colours(runs: pd.DataFrame, preferred=()) -> dict[str, tuple]:
+    """Run id -> colour: one hue per defense family, a family's settings from light (weakest,
+    lowest swept value) to dark (strongest). `runs` has columns `defense` and `defense_name`."""
+    order = report.run_order(runs, preferred)
+    family_of = dict(zip(runs["defense"], runs["defense_name"]))
+    spare = iter(SPARE_COLOURS * 4)
+    base = {}
+    for run in order:
+        family = family_of[run]
+        if family not in base:
+            base[family] = FAMILY_COLOURS.get(family) or next(spare)
+    colours = {}
+    for family, hue in base.items():
+        members = [run for run in order if family_of[run] == family]
+        if len(members) == 1:
+            colours[members[0]] = mcolors.to_rgb(hue)
+            continue
+        for step, run in enumerate(members):
+            shade = step / (len(members) - 1)  # 0 = weakest, 1 = strongest
+            colours[run] = _mix(hue, "white", 0.55 * (1 - shade)) if shade < 0.5 else _mix(hue, "black", 0.45 * (shade - 0.5))
+    return colours
+
+
+def _run_label(run: str, family: str) -> str:
+    setting = run[len(family):].lstrip("-")
+    return f"{family} {setting}" if setting else family
+
+
+# --- PSNR by defense ----------------------------------------------------------------------------
+
+def psnr_by_defense(metrics: pd.DataFrame, path: str | Path, context: FigureContext) -> None:
+    """One panel per attack: a horizontal box per defense setting with every image's PSNR as a
+    (seeded) jittered point; the dotted line is the attack's median PSNR without defense."""
+    attacks = context.attack_order(metrics["attack"])
+    order = report.run_order(metrics, context.runs)
+    colours = family_colours(metrics, context.runs)
+    family_of = dict(zip(metrics["defense"], metrics["defense_name"]))
+    rng = np.random.default_rng(JITTER_SEED)
+    referenced = False
+    panel_height = 0.9 + 0.26 * len(order)
+    with sns.axes_style("whitegrid"):
+        figure, axes, spare = _grid(len(attacks), 3, PAGE_WIDTH / 3, panel_height, sharex=True, sharey=True)
+        for axis, attack in zip(axes, attacks):
+            rows = metrics[metrics["attack"] == attack]
+            for position, run in enumerate(order):
+                values = rows.loc[rows["defense"] == run, "psnr"].dropna().to_numpy()
+                if not len(values):
+                    continue
+                axis.boxplot(values, positions=[position], orientation="horizontal", widths=0.6, patch_artist=True,
+                             showfliers=False, boxprops={"facecolor": colours[run], "alpha": 0.75, "linewidth": 0.6},
+                             medianprops={"color": "black", "linewidth": 1.0}, whiskerprops={"linewidth": 0.6},
+                             capprops={"linewidth": 0.6})
+                jitter = rng.uniform(-0.18, 0.18, size=len(values))
+                axis.scatter(values, position + jitter, s=4, color="black", alpha=0.55, linewidths=0, zorder=3)
+            baseline = rows.loc[rows["defense"] == NO_DEFENSE, "psnr"]
+            if not len(baseline) and attack != REFERENCE_ATTACK:
+                # an attack run against few defenses (the adaptive ones): plain IG as the reference
+                reference = metrics[metrics["attack"] == REFERENCE_ATTACK]
+                baseline = reference.loc[reference["defense"] == NO_DEFENSE, "psnr"]
+                for position, run in enumerate(order):
+                    values = reference.loc[reference["defense"] == run, "psnr"]
+                    if len(values) and run in set(rows["defense"]):
+                        referenced = True
+                        axis.plot(values.median(), position, "D", markersize=4, markerfacecolor="white",
+                                  markeredgecolor="#333333", markeredgewidth=0.9, zorder=4)
+            if len(baseline):
+                axis.axvline(baseline.median(), color="#333333", linestyle=":", linewidth=0.9)
+            sources = "/".join(sorted(rows["label_source"].dropna().astype(str).unique())) or "n/a"
+            axis.set_title(f"{attack}\nlabels {sources}, {context.budgets.get(attack, '')}", fontsize=8)
+            axis.set_yticks(range(len(order)), [_run_label(run, family_of[run]) for run in order], fontsize=7)
+            axis.set_ylim(len(order) - 0.5, -0.5)
+            axis.tick_params(axis="x", labelsize=7)
+            axis.set_xlabel("PSNR (dB), lower = more private", fontsize=7)
+        for axis in axes:
+            axis.xaxis.set_tick_params(labelbottom=True)
+        # the y axis names every setting; the legend only explains the reference line
+        figure.tight_layout(h_pad=1.2, w_pad=0.6)
+        handles = [Line2D([], [], color="#333333", linestyle=":", label=f"median without defense\n(under {REFERENCE_ATTACK} in panels without none)")]
+        if referenced:
+            handles.append(Line2D([], [], color="#333333", marker="D", markerfacecolor="white", linestyle="",
+                                  markersize=4, label=f"median under plain {REFERENCE_ATTACK} (reference)"))
+        _legend_outside_data(figure, spare, handles)
+        _header(figure, "Attack quality (PSNR per image) by defense setting and attack", context, attacks)
+    _save(figure, path)
+
+
+# --- accuracy by round --------------------------------------------------------------------------
+
+def smoothed(curve: pd.Series, window: int) -> pd.Series:
+    """Trailing rolling mean over `window` rounds: the curve's value at the last round equals
+    the utility column (mean over the last `window` rounds)."""
+    return curve.rolling(window, min_periods=1).mean()
+
+
+def accuracy_by_round(accuracy: pd.DataFrame, path: str | Path, context: FigureContext) -> None:
+    """One panel per defense family: each setting's smoothed test accuracy (rolling mean over the
+    utility window) over its faint raw curve, the no-defense curve as a dashed reference, and the
+    utility window shaded."""
+    order = report.run_order(accuracy, context.runs)
+    colours = family_colours(accuracy, context.runs)
+    family_of = dict(zip(accuracy["defense"], accuracy["defense_name"]))
+    families = list(dict.fromkeys(family_of[run] for run in order))
+    rounds = int(accuracy.groupby("defense")["round"].nunique().max())
+    window = report.utility_window(rounds)
+    last_round = int(accuracy["round"].max())
+    curves = {run: accuracy[accuracy["defense"] == run].sort_values("round") for run in order}
+    with sns.axes_style("whitegrid"):
+        figure, axes, spare = _grid(len(families), 3, PAGE_WIDTH / 3, 2.1, sharex=True, sharey=True)
+        for axis, family in zip(axes, families):
+            axis.axvspan(last_round - window + 0.5, last_round + 0.5, color="#e8e8e8", zorder=0, linewidth=0)
+            if family != NO_DEFENSE and NO_DEFENSE in curves:
+                reference = curves[NO_DEFENSE]
+                axis.plot(reference["round"], smoothed(reference["test_accuracy"], window), color="#555555",
+                          linestyle="--", linewidth=0.9, zorder=2)
+            for run in (r for r in order if family_of[r] == family):
+                curve = curves[run]
+                axis.plot(curve["round"], curve["test_accuracy"], color=colours[run], alpha=0.25, linewidth=0.6, zorder=1)
+                axis.plot(curve["round"], smoothed(curve["test_accuracy"], window), color=colours[run], linewidth=1.5,
+                          zorder=3)
+            axis.set_title(family, fontsize=8)
+            axis.set_ylim(0, 1)
+            axis.tick_params(labelsize=7)
+        for index, axis in enumerate(axes):
+            if index % 3 == 0:
+                axis.set_ylabel("test accuracy", fontsize=7)
+            axis.set_xlabel("round", fontsize=7)
+            axis.xaxis.set_tick_params(labelbottom=True)
+        handles = [Line2D([], [], color=colours[run], linewidth=1.5, label=_run_label(run, family_of[run]))
+                   for run in order]
+        handles += [Line2D([], [], color="#555555", linestyle="--", linewidth=0.9, label="none (reference)"),
+                    Line2D([], [], color="#888888", alpha=0.35, linewidth=0.6, label="raw, per round"),
+                    Patch(facecolor="#e8e8e8", label=f"last {window} rounds (utility)")]
+        figure.tight_layout(h_pad=1.0, w_pad=0.6)
+        _legend_outside_data(figure, spare, handles, title=f"rolling mean over {window} rounds")
+        _header(figure, "Test accuracy of the global model by round", context)
+    _save(figure, path)
+
+
+# --- privacy-utility ----------------------------------------------------------------------------
+
+def privacy_utility(table: pd.DataFrame, path: str | Path, context: FigureContext) -> None:
+    """One panel per attack: mean PSNR (x, lower = more private) against robust utility (y,
+    mean test accuracy over the last rounds, bars = its standard deviation). Settings of one
+    family are joined in order of strength; the dashed step line is the frontier. A panel without
+    the no-defense setting (the adaptive attacks) also shows, hollow, the same settings and
+    `none` under plain IG, with an arrow from each setting's IG point to its point here."""
+    attacks = context.attack_order(table["attack"])
+    colours = family_colours(table, context.runs)
+    family_of = dict(zip(table["defense"], table["defense_name"]))
+    order = report.run_order(table, context.runs)
+    utility, spread = report.UTILITY_MEAN, report.UTILITY_STD
+    window = int(table[report.UTILITY_ROUNDS].max())
+    reference = table[table["attack"] == REFERENCE_ATTACK].set_index("defense")
+    with sns.axes_style("whitegrid"):
+        figure, axes, spare = _grid(len(attacks), 3, PAGE_WIDTH / 3, 2.6)
+        used_reference = False
+        for axis, attack in zip(axes, attacks):
+            rows = table[table["attack"] == attack].set_index("defense")
+            runs = [run for run in order if run in rows.index]
+            for family in dict.fromkeys(family_of[run] for run in runs):
+                members = [run for run in runs if family_of[run] == family]
+                if len(members) > 1:
+                    axis.plot(rows.loc[members, "psnr_mean"], rows.loc[members, utility], color=colours[members[-1]],
+                              linewidth=0.8, alpha=0.6, zorder=2)
+            for run in runs:
+                axis.errorbar(rows.at[run, "psnr_mean"], rows.at[run, utility], yerr=rows.at[run, spread],
+                              fmt="o", markersize=4.5, color=colours[run], ecolor=colours[run], elinewidth=0.7,
+                              capsize=1.5, zorder=3)
+            if NO_DEFENSE not in rows.index and attack != REFERENCE_ATTACK and len(reference):
+                used_reference = True
+                for run in [r for r in runs if r in reference.index] + ([NO_DEFENSE] if NO_DEFENSE in reference.index else []):
+                    x, y = reference.at[run, "psnr_mean"], reference.at[run, utility]
+                    axis.plot(x, y, "o", markersize=5, markerfacecolor="white", markeredgecolor=colours.get(run, "#333333"),
+                              markeredgewidth=1.0, zorder=3)
+                    # the no-defense reference labelled above its point, the same setting's below
+                    above = run == NO_DEFENSE
+                    axis.annotate(f"{run} under {REFERENCE_ATTACK}", (x, y), xytext=(0, 7 if above else -7),
+                                  textcoords="offset points", fontsize=6, ha="center", va="bottom" if above else "top",
+                                  color="#333333")
+                    if run in rows.index:
+                        axis.annotate("", xy=(rows.at[run, "psnr_mean"], rows.at[run, utility]), xytext=(x, y),
+                                      arrowprops={"arrowstyle": "->", "color": colours[run], "linewidth": 0.8}, zorder=2)
+                axis.margins(x=0.25, y=0.25)
+            frontier = rows[rows["on_frontier"]].sort_values("psnr_mean")
+            axis.step(frontier["psnr_mean"], frontier[utility], "--", where="post", color="black", linewidth=0.7, zorder=1)
+            axis.set_title(f"{attack} ({context.budgets.get(attack, '')})", fontsize=8)
+            axis.set_xlabel("mean PSNR (dB), lower = more private", fontsize=7)
+            axis.set_ylabel(f"test accuracy, mean of last {window} rounds", fontsize=7)
+            axis.tick_params(labelsize=7)
+        handles = [Line2D([], [], color=colours[run], marker="o", linestyle="", label=_run_label(run, family_of[run]))
+                   for run in order]
+        handles.append(Line2D([], [], color="black", linestyle="--", linewidth=0.7, label="frontier"))
+        if used_reference:
+            handles.append(Line2D([], [], color="#333333", marker="o", markerfacecolor="white", linestyle="",
+                                  label=f"reference: under plain {REFERENCE_ATTACK}"))
+        figure.tight_layout(h_pad=1.2, w_pad=0.8)
+        _legend_outside_data(figure, spare, handles, title="upper left is better; bars: ±1 sd")
+        _header(figure, "Privacy-utility trade-off per attack", context, attacks)
+    _save(figure, path)
+
+
+# --- reconstructions ----------------------------------------------------------------------------
+
+@dataclass
+class ReconstructionBlock:
+    """One attack's part of the reconstructions figure: the originals (with their labels) and,
+    per defense setting, the reconstruction matched to each original and its PSNR."""
+
+    attack: str
+    round: int
+    label_source: str
+    originals: torch.Tensor
+    labels: list[int]
+    rows: list[tuple[str, torch.Tensor, list[float]]]  # (run id, images in original order, PSNR each)
+    client: int = -1  # whose private batch the originals are
 
 
 def _as_image(images: torch.Tensor, columns: int):
@@ -27,8 +349,81 @@ def _as_image(images: torch.Tensor, columns: int):
     return grid.permute(1, 2, 0).numpy()
 
 
+def _show(axis, image: torch.Tensor) -> None:
+    image = image.float().clamp(0, 1)
+    if image.shape[0] == 1:
+        axis.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        axis.imshow(image.permute(1, 2, 0).numpy(), interpolation="nearest")
+    axis.set_xticks([]), axis.set_yticks([])
+    for spine in axis.spines.values():
+        spine.set_visible(False)
+
+
+def _columns_of(blocks: list[ReconstructionBlock], heights: list[float]) -> list[list[int]]:
+    """Blocks split into one or two columns of about equal height, keeping their order."""
+    total = sum(heights)
+    if len(blocks) < 2 or total <= 14:
+        return [list(range(len(blocks)))]
+    running, split = 0.0, len(blocks) - 1
+    for index, height in enumerate(heights):
+        running += height
+        if running >= total / 2:
+            split = index + 1 if running - total / 2 < height / 2 or index == 0 else index
+            break
+    split = min(max(split, 1), len(blocks) - 1)
+    return [list(range(split)), list(range(split, len(blocks)))]
+
+
+def reconstructions(blocks: list[ReconstructionBlock], path: str | Path, context: FigureContext, max_images: int = 8) -> None:
+    """A block per attack: the private images on the first row, then each defense setting's
+    reconstructions matched to them, with the PSNR under each image."""
+    columns_per_block = max(min(len(b.originals), max_images) for b in blocks)
+    cell = 0.62  # inches per image
+    label_width = 1.25
+    heights = [0.7 + cell * 1.3 * (1 + len(b.rows)) for b in blocks]
+    layout = _columns_of(blocks, heights)
+    block_width = max(label_width + cell * columns_per_block, 3.2)  # room for the block's title
+    column_heights = [sum(heights[i] for i in column) for column in layout]
+    width, height = block_width * len(layout) + 0.3 * (len(layout) - 1), max(column_heights)
+    figure = plt.figure(figsize=(width, height))
+    columns = figure.subfigures(1, len(layout), squeeze=False, wspace=0.02)[0]
+    for subfigure, column, column_height in zip(columns, layout, column_heights):
+        ratios = [heights[i] for i in column] + ([height - column_height] if height - column_height > 1e-6 else [])
+        parts = subfigure.subfigures(len(ratios), 1, height_ratios=ratios, squeeze=False)[:, 0]
+        for part, index in zip(parts, column):
+            _draw_block(part, blocks[index], context, columns_per_block, label_width / block_width, heights[index])
+    _header(figure, "Reconstructions of the first attacked client's private batch, per attack and defense", context,
+            [b.attack for b in blocks], width_inches=width)
+    _save(figure, path)
+
+
+def _draw_block(subfigure, block: ReconstructionBlock, context: FigureContext, columns: int, label_fraction: float,
+                height: float) -> None:
+    rows = [("original", block.originals, [f"label {label}" for label in block.labels])]
+    rows += [(_run_label(run, run.split("-")[0]), images, [f"{value:.1f} dB" for value in psnr])
+             for run, images, psnr in block.rows]
+    grid = subfigure.add_gridspec(len(rows), columns + 1, width_ratios=[label_fraction * columns / (1 - label_fraction)]
+                                  + [1] * columns, left=0.0, right=1.0, bottom=0.15 / height, top=1 - 0.6 / height,
+                                  wspace=0.08, hspace=0.45)
+    for row_index, (name, images, captions) in enumerate(rows):
+        label_axis = subfigure.add_subplot(grid[row_index, 0])
+        label_axis.set_axis_off()
+        label_axis.text(0.95, 0.5, name, ha="right", va="center", fontsize=7,
+                        fontweight="bold" if row_index == 0 else "normal", transform=label_axis.transAxes)
+        for column in range(columns):
+            axis = subfigure.add_subplot(grid[row_index, column + 1])
+            if column >= len(images):
+                axis.set_axis_off()
+                continue
+            _show(axis, images[column])
+            axis.set_xlabel(captions[column], fontsize=6, labelpad=1.5)
+    subfigure.suptitle(f"{block.attack} at round {block.round}\nlabels {block.label_source}; "
+                       f"{context.budgets.get(block.attack, '')}", fontsize=8, y=1 - 0.06 / height, va="top")
+
+
 def reconstruction_grid(originals: torch.Tensor, reconstructions: torch.Tensor, path: str | Path, title: str) -> None:
-    """Originals on the top row, the reconstruction matched to each one below it."""
+    """Originals on the top row, the reconstruction matched to each one below it (one attack job)."""
     columns = len(originals)
     figure, axes = plt.subplots(2, 1, figsize=(max(3, 0.6 * columns), 2.8))
     for axis, images, name in zip(axes, (originals, reconstructions), ("original", "reconstruction")):
@@ -39,60 +434,41 @@ def reconstruction_grid(originals: torch.Tensor, reconstructions: torch.Tensor, 
     _save(figure, path)
 
 
-def reconstructions_by_defense(rows: list[tuple[str, torch.Tensor]], originals: torch.Tensor, path: str | Path,
-                               title: str, max_images: int = 8) -> None:
-    """The same private images, and each defense's reconstruction of them, one row each."""
-    rows = [("original", originals)] + rows
-    figure, axes = plt.subplots(len(rows), 1, figsize=(max(3, 0.7 * max_images), 1.1 * len(rows) + 0.6))
-    for axis, (name, images) in zip(axes, rows):
-        images = images[:max_images]
-        axis.imshow(_as_image(images, len(images)), cmap="gray" if images.shape[1] == 1 else None)
-        axis.set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
-        axis.set_xticks([]), axis.set_yticks([])
-    figure.suptitle(title, fontsize=9)
-    _save(figure, path)
+ADAPTIVE_ATTACKS = ("ig", "adaptive", "adaptive_infer", "adaptive_oracle")
 
 
-def psnr_by_defense(metrics: pd.DataFrame, path: str | Path, subtitle: str) -> None:
-    figure, axis = plt.subplots(figsize=(1.6 + 1.2 * metrics["defense"].nunique(), 3.6))
-    sns.boxplot(data=metrics, x="defense", y="psnr", hue="attack", ax=axis, fliersize=0)
-    sns.stripplot(data=metrics, x="defense", y="psnr", hue="attack", dodge=True, ax=axis, size=2.5,
-                  color="black", alpha=0.5, legend=False)
-    axis.set_ylabel("PSNR (dB); lower = more private")
-    axis.set_title(f"Attack quality by defense\n{subtitle}", fontsize=9)
-    _save(figure, path)
-
-
-def accuracy_by_round(accuracy: pd.DataFrame, path: str | Path, subtitle: str) -> None:
-    figure, axis = plt.subplots(figsize=(5.5, 3.6))
-    sns.lineplot(data=accuracy, x="round", y="test_accuracy", hue="defense", ax=axis)
-    axis.set_ylabel("test accuracy")
-    axis.set_title(f"Test accuracy of the global model\n{subtitle}", fontsize=9)
-    _save(figure, path)
-
-
-def privacy_utility(table: pd.DataFrame, path: str | Path, subtitle: str) -> None:
-    """Mean attack PSNR (x, lower = more private) against final accuracy (y), one panel per attack.
-
-    Settings of one defense are joined by a line; the dashed line is the frontier over all.
-    """
-    attacks = sorted(table["attack"].unique())
-    figure, axes = plt.subplots(1, len(attacks), figsize=(6.2 * len(attacks), 4.6), squeeze=False)
-    palette = dict(zip(sorted(table["defense_name"].unique()), sns.color_palette("tab10")))
-    for axis, attack in zip(axes[0], attacks):
-        rows = table[table["attack"] == attack]
-        for name, group in rows.groupby("defense_name"):
-            group = group.sort_values("psnr_mean")
-            axis.plot(group["psnr_mean"], group["final_test_accuracy"], "o-", color=palette[name], label=name, alpha=0.85)
-            for _, row in group.iterrows():
-                if row["setting"] != "default":
-                    axis.annotate(row["setting"], (row["psnr_mean"], row["final_test_accuracy"]), fontsize=6,
-                                  xytext=(3, 3), textcoords="offset points")
-        frontier = rows[rows["on_frontier"]].sort_values("psnr_mean")
-        axis.step(frontier["psnr_mean"], frontier["final_test_accuracy"], "--", where="post", color="black",
-                  linewidth=0.8, label="frontier")
-        axis.set_xlabel(f"mean PSNR under {attack} (dB); lower = more private")
-        axis.set_ylabel("final test accuracy")
-        axis.legend(fontsize=7)
-    figure.suptitle(f"Privacy-utility trade-off (upper left is better)\n{subtitle}", fontsize=9)
+def defense_settings(table: pd.DataFrame, path: str | Path, context: FigureContext, defense: str = "gradienthide") -> None:
+    """One defense's settings side by side: mean PSNR under plain IG and the adaptive attacks
+    (left; lower = safer) and the robust utility (right), so a reader sees which settings keep
+    the defense safe against an attacker who knows it, and what they cost."""
+    rows = table[table["defense_name"] == defense]
+    settings = sorted(rows["setting"].unique(), key=report.natural_key)
+    attacks = [a for a in ADAPTIVE_ATTACKS if a in set(rows["attack"])]
+    figure, (privacy_axis, utility_axis) = plt.subplots(
+        1, 2, figsize=(PAGE_WIDTH, 0.9 + 0.32 * max(4, len(settings))), sharey=True,
+        gridspec_kw={"width_ratios": [2, 1]})
+    positions = {setting: index for index, setting in enumerate(settings)}
+    markers = dict(zip(ADAPTIVE_ATTACKS, ("o", "s", "D", "^")))
+    palette = dict(zip(ADAPTIVE_ATTACKS, sns.color_palette("colorblind", len(ADAPTIVE_ATTACKS))))
+    for attack in attacks:
+        part = rows[rows["attack"] == attack].sort_values("setting", key=lambda s: s.map(positions))
+        privacy_axis.plot(part["psnr_mean"], part["setting"].map(positions), marker=markers[attack], linestyle="-",
+                          linewidth=0.8, color=palette[attack], label=attack)
+    reference = table[(table["defense_name"] == NO_DEFENSE) & (table["attack"] == REFERENCE_ATTACK)]
+    if not reference.empty:
+        privacy_axis.axvline(float(reference["psnr_mean"].iloc[0]), color="#333333", linestyle=":", linewidth=1,
+                             label=f"{NO_DEFENSE} under {REFERENCE_ATTACK}")
+    privacy_axis.set_yticks(range(len(settings)), settings, fontsize=7)
+    privacy_axis.set_xlabel("mean PSNR (dB); lower = more private", fontsize=8)
+    privacy_axis.invert_yaxis()
+    utility = rows.drop_duplicates("setting").set_index("setting").reindex(settings)
+    utility_axis.errorbar(utility[report.UTILITY_MEAN], range(len(settings)), xerr=utility[report.UTILITY_STD],
+                          fmt="o", color=FAMILY_COLOURS.get(defense, "#d62728"), markersize=4, linewidth=1)
+    utility_axis.set_xlabel(f"{report.UTILITY_MEAN}\n(± sd)", fontsize=8)
+    for axis in (privacy_axis, utility_axis):
+        axis.grid(axis="x", alpha=0.3)
+        axis.tick_params(labelsize=7)
+    privacy_axis.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(0.0, -0.18), ncols=3)
+    figure.tight_layout()
+    _header(figure, f"{defense} settings against attackers who know it", context, attacks)
     _save(figure, path)

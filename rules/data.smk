@@ -15,3 +15,29 @@ rule prepare_data:
         "../envs/gradienthide.yaml"
     script:
         "../workflow_scripts/prepare_data.py"
+
+
+PUBLIC_SOURCE = f"{OUT}/public/pool_source.safetensors"
+PUBLIC_IS_PRIVATE_SLICE = config["public"]["dataset"] == "private_slice"
+
+
+rule prepare_public:
+    """The public pool, in the task's image shape: a source independent of the private data, or the
+    private slice prepare_data set aside. Its true labels serve label quality and simulated_clip only."""
+    input:
+        dataset=DATASET,
+        splits=SPLITS if PUBLIC_IS_PRIVATE_SLICE else [],
+        source_file=config["public"]["path"] if config["public"]["dataset"] == "npz" else [],
+    output:
+        pool_source=PUBLIC_SOURCE,
+    params:
+        public=config["public"],
+    log:
+        f"{OUT}/logs/prepare_public.log",
+    benchmark:
+        f"{OUT}/benchmarks/prepare_public.tsv"
+    threads: 1
+    conda:
+        "../envs/gradienthide.yaml"
+    script:
+        "../workflow_scripts/prepare_public.py"

@@ -6,9 +6,10 @@ ALL_METRICS = [
     for r in ATTACK_ROUNDS
     for s in SHARDS
 ]
-# the reconstructions figure shows an attack that every defense setting faces
-FIRST_ATTACK = next((a for a in config["attacks"] if all(gh_config.attack_targets(config, a, r) for r in RUNS.values())),
-                    next(iter(config["attacks"])))
+# the reconstructions figure: for each attack, the first shard at the first attacked round of
+# every defense setting it runs against (parallel lists: file, setting, attack)
+RECONSTRUCTION_BLOCKS = [(run, attack) for attack in config["attacks"] for run in RUNS
+                         if gh_config.attack_targets(config, attack, RUNS[run])]
 
 
 rule aggregate:
@@ -36,13 +37,15 @@ rule aggregate:
 
 
 rule figures:
-    """PSNR by defense, test accuracy by round, and each defense's reconstruction of one batch."""
+    """PSNR by defense, test accuracy by round, privacy-utility per attack, and each attack's
+    reconstruction of one batch under every defense; each figure states the labeler and budgets."""
     input:
         metrics_table=rules.aggregate.output.metrics_table,
         accuracy_table=rules.aggregate.output.accuracy_table,
         privacy_utility=rules.aggregate.output.privacy_utility,
         public_labels=PUBLIC_LABELS if USES_PUBLIC_POOL else [],
-        reconstructions=[shard_file("reconstructions", run, FIRST_ATTACK, ATTACK_ROUNDS[0], 0) for run in RUNS],
+        reconstructions=[shard_file("reconstructions", run, attack, ATTACK_ROUNDS[0], 0)
+                         for run, attack in RECONSTRUCTION_BLOCKS],
         private=[round_file("private", run, ATTACK_ROUNDS[0]) for run in RUNS],
     output:
         psnr_figure=report(f"{OUT}/report/psnr_by_defense.png", caption="../report/psnr_by_defense.rst",
@@ -55,6 +58,10 @@ rule figures:
                                       category="Privacy"),
     params:
         runs=list(RUNS),
+        reconstruction_runs=[run for run, _ in RECONSTRUCTION_BLOCKS],
+        reconstruction_attacks=[attack for _, attack in RECONSTRUCTION_BLOCKS],
+        attack_round=ATTACK_ROUNDS[0],
+        attack_settings={attack: gh_config.attack_params(config, attack) for attack in config["attacks"]},
     log:
         f"{OUT}/logs/figures.log",
     benchmark:
@@ -64,3 +71,34 @@ rule figures:
         "../envs/gradienthide.yaml"
     script:
         "../workflow_scripts/figures.py"
+
+
+# GradientHide swept against the attackers who know it (adaptive, adaptive_infer, adaptive_oracle)
+SETTINGS_FIGURE = (
+    [f"{OUT}/report/gradienthide_settings.png"]
+    if sum(run.defense == "gradienthide" for run in RUNS.values()) > 1
+    and any(a.startswith("adaptive") for a in config["attacks"])
+    else []
+)
+
+
+rule gradienthide_settings:
+    """GradientHide's settings side by side: PSNR under IG and the adaptive attacks, and utility."""
+    input:
+        privacy_utility=rules.aggregate.output.privacy_utility,
+        public_labels=PUBLIC_LABELS if USES_PUBLIC_POOL else [],
+    output:
+        settings_figure=report(f"{OUT}/report/gradienthide_settings.png", caption="../report/gradienthide_settings.rst",
+                               category="Privacy"),
+    params:
+        runs=list(RUNS),
+        attack_settings={attack: gh_config.attack_params(config, attack) for attack in config["attacks"]},
+    log:
+        f"{OUT}/logs/gradienthide_settings.log",
+    benchmark:
+        f"{OUT}/benchmarks/gradienthide_settings.tsv"
+    threads: 1
+    conda:
+        "../envs/gradienthide.yaml"
+    script:
+        "../workflow_scripts/gradienthide_settings.py"

@@ -4,6 +4,7 @@ rule train:
         dataset=DATASET,
         splits=SPLITS,
         public_labels=lambda wc: PUBLIC_LABELS if gh_config.uses_public_pool(RUNS[wc.defense]) else [],
+        public_pool=lambda wc: PUBLIC_POOL if gh_config.uses_public_pool(RUNS[wc.defense]) else [],
     output:
         accuracy=f"{dumps.train_dir(OUT, '{defense}')}/accuracy.parquet",
         final_model=f"{dumps.train_dir(OUT, '{defense}')}/final_model.safetensors",

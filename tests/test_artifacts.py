@@ -63,3 +63,17 @@ def test_damaged_table_and_missing_columns_are_reported(tmp_path):
     path.write_bytes(b"not parquet")
     with pytest.raises(artifacts.CorruptArtifactError, match="not a readable Parquet"):
         artifacts.load_table(path)
+
+
+def test_the_same_tensors_and_metadata_give_the_same_bytes_in_every_process(tmp_path):
+    import subprocess
+    import sys
+
+    script = ("import sys, torch; from gradienthide import artifacts; "
+              "artifacts.save_tensors(sys.argv[1], {'a': torch.arange(4.0)}, "
+              "metadata={'model_info': {'x': 1}, 'defense': 'none', 'round': 1, 'protocol': 'p'})")
+    paths = [tmp_path / f"{i}.safetensors" for i in range(3)]
+    for path in paths:  # each process hashes the metadata keys differently
+        subprocess.run([sys.executable, "-c", script, str(path)], check=True)
+    assert len({path.read_bytes() for path in paths}) == 1
+    assert artifacts.read_metadata(paths[0])["defense"] == "none"

@@ -296,3 +296,53 @@ def test_adaptive_oracle_refuses_draws_that_do_not_fit_the_protocol():
                    public_draws=[torch.zeros(3, 4, dtype=torch.long)], seed=0)  # three steps recorded, two in the protocol
     with pytest.raises(ValueError, match="3 recorded public steps"):
         attack.reconstruct(model, [_upload(model, images, labels)], (1, 8, 8), seed=0, progress=False)
+
+
+def _public_only_upload(model, pool, params, seed=0):
+    """A GradientHide client's public stage alone (no private part), and the draws it made."""
+    from gradienthide.defenses import make_defense as build
+
+    defense = build("gradienthide", params)
+    context = ClientContext(plain_protocol(0.1), torch.Generator().manual_seed(seed), *pool)
+    local = copy.deepcopy(model)
+    start = {n: p.detach().clone() for n, p in local.named_parameters()}
+    context.anchor = start
+    context.train(local, defense.public_batches(context), lr=defense.public_lr)
+    update = {n: p.detach() - start[n] for n, p in local.named_parameters()}
+    return update, torch.stack(context.public_draws)
+
+
+def test_adaptive_infer_recovers_the_draws_exactly_from_a_public_step_alone():
+    from gradienthide.draw_inference import draw_overlap
+
+    torch.manual_seed(0)
+    model = ConvNet(1, 10, 8, width=4)
+    pool = _digit_batch(list(range(100, 140)))
+    params = {"public_steps": 1, "public_batch_size": 6, "public_lr": 0.3}
+    update, recorded = _public_only_upload(model, pool, params)
+    attack = make_attack("adaptive_infer", {"iterations": 2, "restarts": 1, "estimation": "nnls"})
+    attack.prepare(defense=make_defense("gradienthide", params), public_pool=pool, seed=0)
+    attack.reconstruct(model, [AttackTarget(update, 6, pool[1][:6], plain_protocol(0.1))], (1, 8, 8), seed=0,
+                       progress=False)
+    assert draw_overlap(attack.estimated_draws[0], recorded) == (1.0, 1.0)
+    assert attack.findings()["estimated_draws"] == [attack.estimated_draws[0].tolist()]
+    # sketched to a tenth of its memory, the regression still finds most of them
+    sketched = make_attack("adaptive_infer", {"iterations": 2, "restarts": 1, "estimation": "nnls",
+                                              "memory_budget_mb": 0.02})
+    sketched.prepare(defense=make_defense("gradienthide", params), public_pool=pool, seed=0)
+    sketched.reconstruct(model, [AttackTarget(update, 6, pool[1][:6], plain_protocol(0.1))], (1, 8, 8), seed=0,
+                         progress=False)
+    assert draw_overlap(sketched.estimated_draws[0], recorded)[1] >= 0.5
+
+
+def test_adaptive_infer_is_never_given_the_draws_and_refuses_batchnorm():
+    pool = _digit_batch(list(range(100, 120)))
+    attack = make_attack("adaptive_infer", {"iterations": 1, "restarts": 1})
+    with pytest.raises(ValueError, match="must not be given"):
+        attack.prepare(defense=make_defense("gradienthide", {}), public_pool=pool,
+                       public_draws=[torch.zeros(1, 4, dtype=torch.long)], seed=0)
+    attack.prepare(defense=make_defense("gradienthide", {"public_batch_size": 4}), public_pool=pool, seed=0)
+    model = ConvNet(1, 10, 8, width=4, norm="batch")
+    images, labels = _digit_batch([0])
+    with pytest.raises(ValueError, match="BatchNorm"):
+        attack.reconstruct(model, [_upload(model, images, labels)], (1, 8, 8), seed=0, progress=False)

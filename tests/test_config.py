@@ -106,8 +106,15 @@ def test_snakemake_stops_a_clip_run_without_weights_before_any_job(tmp_path, rep
 
 
 def test_gradinversion_needs_a_batchnorm_model(default_config):
+    del default_config["attacks"]["adaptive_infer"]  # it needs the opposite (tested below)
     default_config["attacks"]["gradinversion"] = {"iterations": 10}
     with pytest.raises(ConfigError, match=r"attacks\.gradinversion: its BatchNorm prior needs model\.norm: batch"):
         validate_config(default_config)
     default_config["model"]["norm"] = "batch"
     assert validate_config(default_config)["attacks"]["gradinversion"]["iterations"] == 10
+
+
+def test_draw_inference_refuses_a_batchnorm_model_before_any_job(default_config):
+    default_config["model"]["norm"] = "batch"
+    with pytest.raises(ConfigError, match=r"attacks\.adaptive_infer: draw inference needs per-example gradients"):
+        validate_config(default_config)

@@ -17,11 +17,14 @@ def test_outputs_of_every_stage(finished_run):
     results = workdir / "results"
     metrics = artifacts.load_table(results / "report" / "metrics.parquet")
     runs = {"none", "gradienthide", "pruning-fraction0.5", "pruning-fraction0.9", "dp", "soteria", "precode", "mixup"}
-    # ig: 8 defense settings, adaptive and adaptive_oracle: gradienthide, dlg: none and
+    # ig: 8 defense settings, adaptive, adaptive_oracle and adaptive_infer: gradienthide, dlg: none and
     # gradienthide, idlg: none; x 1 round x 3 clients x batch of 2 images
-    assert len(metrics) == (8 + 1 + 1 + 2 + 1) * 1 * 3 * 2
+    assert len(metrics) == (8 + 1 + 1 + 1 + 2 + 1) * 1 * 3 * 2
     assert set(metrics["defense"]) == runs
-    assert set(metrics["attack"]) == {"ig", "adaptive", "adaptive_oracle", "dlg", "idlg"}
+    assert set(metrics["attack"]) == {"ig", "adaptive", "adaptive_oracle", "adaptive_infer", "dlg", "idlg"}
+    inferred = metrics[metrics["attack"] == "adaptive_infer"]
+    assert inferred["draw_recall"].between(0, 1).all() and inferred["draw_precision"].between(0, 1).all()
+    assert metrics.loc[metrics["attack"] != "adaptive_infer", "draw_recall"].isna().all()
     assert set(metrics.loc[metrics["attack"].str.startswith("adaptive"), "defense"]) == {"gradienthide"}
     assert set(metrics.loc[metrics["attack"] == "dlg", "defense"]) == {"none", "gradienthide"}
     recovered = metrics[metrics["attack"].isin(["adaptive", "dlg", "idlg"])]
@@ -35,8 +38,8 @@ def test_outputs_of_every_stage(finished_run):
     assert pd.read_csv(results / "report" / "metrics.csv").shape == metrics.shape
     summary = pd.read_csv(results / "report" / "summary.csv")
     assert {"psnr_mean", "ssim_mean", "lpips_mean", "semantic_match", "label_accuracy", "semantic_reference",
-            "final_test_accuracy"} <= set(summary.columns)
-    assert len(summary) == 8 + 1 + 1 + 2 + 1  # one row per (defense setting, attack, round)
+            "accuracy_last10pct_mean", "accuracy_last10pct_std"} <= set(summary.columns)
+    assert len(summary) == 8 + 1 + 1 + 1 + 2 + 1  # one row per (defense setting, attack, round)
     accuracy = artifacts.load_table(results / "report" / "accuracy.parquet")
     assert len(accuracy) == 8 * config["training"]["rounds"]
     assert accuracy.loc[accuracy["defense"] == "dp", "epsilon"].is_monotonic_increasing
@@ -91,11 +94,14 @@ def test_only_adaptive_attacks_on_gradienthide_read_the_public_pool_and_only_the
     result = run_snakemake(repo, workdir, config_file, "--dry-run", "--forceall")
     blocks = re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout)
     readers = [b for b in blocks if b.lstrip().startswith("rule attack:") and "public_pool" in b.split("output:")[0]]
-    assert len(readers) == 4  # the two shards of the attacked round, for adaptive and adaptive_oracle
-    assert all(re.search(r"attack=adaptive(_oracle)?,", b) and "defense=gradienthide," in b for b in readers)
+    assert len(readers) == 6  # the two shards of the attacked round, for adaptive, adaptive_oracle and adaptive_infer
+    assert all(re.search(r"attack=adaptive(_oracle|_infer)?,", b) and "defense=gradienthide," in b for b in readers)
     # the clients' own public draws: only the upper bound is given them
     draw_readers = [b for b in blocks if b.lstrip().startswith("rule attack:") and "public_draws" in b.split("output:")[0]]
     assert len(draw_readers) == 2 and all("attack=adaptive_oracle," in b for b in draw_readers)
+    # adaptive_infer estimates the draws: only its evaluation reads the recorded ones, to score it
+    scorers = [b for b in blocks if b.lstrip().startswith("rule evaluate:") and "public_draws" in b.split("output:")[0]]
+    assert len(scorers) == 2 and all("attack=adaptive_infer," in b for b in scorers)
 
 
 def test_attack_jobs_never_read_private_data(finished_run, repo):

@@ -1,6 +1,7 @@
 """Attacks, by the name the config uses. Adding one: a new file and one line here."""
 
 from gradienthide.attacks.adaptive import AdaptiveAttack
+from gradienthide.attacks.adaptive_infer import AdaptiveInferAttack
 from gradienthide.attacks.adaptive_oracle import AdaptiveOracleAttack
 from gradienthide.attacks.base import Attack, AttackTarget
 from gradienthide.attacks.dlg import DeepLeakage
@@ -10,7 +11,7 @@ from gradienthide.attacks.inverting_gradients import InvertingGradients
 
 ATTACKS: dict[str, type[Attack]] = {
     cls.name: cls for cls in (DeepLeakage, ImprovedDeepLeakage, InvertingGradients, GradInversion, AdaptiveAttack,
-                           AdaptiveOracleAttack)}
+                           AdaptiveOracleAttack, AdaptiveInferAttack)}
 
 
 def make_attack(name: str, params: dict | None = None) -> Attack:

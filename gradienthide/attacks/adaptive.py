@@ -63,6 +63,8 @@ class AdaptiveAttack(InvertingGradients):
             raise ValueError(f"attacks.{self.name}: defense {defense.name!r} takes public steps, "
                              "but the public pool was not given")
         pool_images, pool_labels = public_pool
+        if spec.pool_size is not None:  # the clients draw from this part of the pool only
+            pool_images, pool_labels = pool_images[: spec.pool_size], pool_labels[: spec.pool_size]
         if self.public_sample is not None:
             generator = torch.Generator().manual_seed(seed)
             chosen = torch.randperm(len(pool_labels), generator=generator)[: self.public_sample]

@@ -26,7 +26,7 @@ class AdaptiveOracleAttack(AdaptiveAttack):
     def __post_init__(self):
         super().__post_init__()
         if self.public_sample is not None:
-            raise ValueError("attacks.adaptive_oracle: public_sample does not apply, "
+            raise ValueError(f"attacks.{self.name}: public_sample does not apply, "
                              "the recorded draws index the whole pool")
         self.public_draws: list[torch.Tensor] | None = None  # set by prepare
 

@@ -46,6 +46,7 @@ class Attack(Configurable):
     section: ClassVar[str] = "attacks"
     needs_public_pool: ClassVar[bool] = False  # models a defense's public steps (adaptive)
     needs_public_draws: ClassVar[bool] = False  # is given each client's public batches (an upper bound)
+    infers_public_draws: ClassVar[bool] = False  # estimates them (evaluation scores the estimate)
 
     @property
     def label_source(self) -> str:
@@ -57,6 +58,11 @@ class Attack(Configurable):
         """Take in what this attack is given besides the uploads: the attacked defense (its
         public settings), and, where it declares the need, the public pool (images in [0, 1],
         labels) and each target's public draws ([steps, batch] pool positions, target order)."""
+
+    def findings(self) -> dict:
+        """What the attack learnt besides the images, kept with the reconstructions (JSON-able,
+        one entry per target in target order), e.g. the draws adaptive_infer estimated."""
+        return {}
 
     def reconstruct(self, model: nn.Module, targets: list[AttackTarget], image_shape: tuple[int, int, int],
                     seed: int, progress: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -29,6 +29,8 @@ class PublicSteps:
     steps: int
     batch_size: int
     lr: float
+    pool_size: int | None = None  # the clients draw from the first pool_size pool images (None: all)
+    augment: str = "none"  # how the clients perturb each drawn image (randomly, unknown to the server)
 
 
 @dataclass

@@ -24,6 +24,13 @@ class GradientHide(Defense):
     public_steps: int = 1
     public_batch_size: int = 32
     public_lr: float = 0.1
+    # Knobs against an attacker who infers the draws (attacks/adaptive_infer.py):
+    pool_size: int | None = None  # draw from the first pool_size pool images only (None: all)
+    augment: str = "none"  # "flip_shift": each drawn image randomly flipped and shifted, so it is no exact pool atom
+
+    def __post_init__(self):
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"defenses.gradienthide.augment: {self.augment!r} is not one of {', '.join(AUGMENTATIONS)}")
 
     def local_update(self, model, private_batches, context: ClientContext):
         if context.public_images is None or context.public_labels is None:
@@ -32,15 +39,34 @@ class GradientHide(Defense):
         context.train(model, self.public_batches(context), lr=self.public_lr)  # stage 2
 
     def public_steps_spec(self) -> PublicSteps:
-        return PublicSteps(steps=self.public_steps, batch_size=self.public_batch_size, lr=self.public_lr)
+        return PublicSteps(steps=self.public_steps, batch_size=self.public_batch_size, lr=self.public_lr,
+                           pool_size=self.pool_size, augment=self.augment)
 
     def public_batches(self, context: ClientContext):
-        pool_size = len(context.public_images)
+        pool_size = len(context.public_images) if self.pool_size is None else min(self.pool_size, len(context.public_images))
         batch_size = min(self.public_batch_size, pool_size)
         batches = []
         for _ in range(self.public_steps):
             chosen = torch.randperm(pool_size, generator=context.generator)[:batch_size]
             context.public_draws.append(chosen)
             chosen = chosen.to(context.public_images.device)
-            batches.append((context.public_images[chosen], context.public_labels[chosen]))
+            images = context.public_images[chosen]
+            if self.augment == "flip_shift":
+                images = flip_and_shift(images, context.generator)
+            batches.append((images, context.public_labels[chosen]))
         return batches
+
+
+AUGMENTATIONS = ("none", "flip_shift")
+
+
+def flip_and_shift(images: torch.Tensor, generator: torch.Generator, most: int = 2) -> torch.Tensor:
+    """Each image mirrored left-right with probability 1/2 and shifted by up to `most` pixels
+    each way (edges repeated), drawn from the client's own generator."""
+    count, _, height, width = images.shape
+    flips = torch.rand(count, generator=generator) < 0.5
+    shifts = torch.randint(-most, most + 1, (count, 2), generator=generator)
+    padded = torch.nn.functional.pad(torch.where(flips.view(-1, 1, 1, 1).to(images.device), images.flip(-1), images),
+                                     (most, most, most, most), mode="replicate")
+    return torch.stack([padded[i, :, most + int(dy): most + int(dy) + height, most + int(dx): most + int(dx) + width]
+                        for i, (dy, dx) in enumerate(shifts.tolist())])

@@ -38,5 +38,5 @@ def attack_shard(*, attack: str, attack_params: dict, model_config: dict, defens
     dumps.write_reconstructions(
         reconstructions, [dumps.Reconstruction(u.position, u.client, images, used)
                           for u, (images, used) in zip(uploads, results)],
-        attack=attack, label_source=chosen_attack.label_source)
+        attack=attack, label_source=chosen_attack.label_source, findings=chosen_attack.findings())
 

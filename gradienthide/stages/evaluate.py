@@ -17,16 +17,22 @@ def load_semantic_reference(*, metric_settings: dict, model_config: dict, clip: 
 
 
 def evaluate_shard(*, reconstructions, private, identity: dict, metrics, grid, metric_settings: dict,
-                   model_config: dict, clip: dict, reference_model=None, dataset=None) -> None:
+                   model_config: dict, clip: dict, reference_model=None, dataset=None, public_draws=None) -> None:
     """Per-image PSNR, SSIM, LPIPS and semantic match of a shard's reconstructions, and a grid.
 
     `metric_settings` is config.resolve_metrics' answer: whether LPIPS is computed and which
     semantic reference (the no-defense run's final model, or CLIP with the dataset's class names).
+    `public_draws` (the clients' recorded draws) scores an attack's estimated draws: precision
+    and recall per upload, repeated on its images' rows.
     """
+    from gradienthide.draw_inference import draw_overlap
+
     from gradienthide import perceptual, plots, semantic
 
     shard, label_source = dumps.read_reconstructions(reconstructions)
     originals_by_client = dumps.read_private_batches(private)
+    recorded = dict(zip([r.position for r in shard], dumps.read_public_draws(public_draws, [r.position for r in shard])
+                        )) if public_draws else {}
     lpips_metric = perceptual.load_lpips(metric_settings["lpips_cache_dir"]) if metric_settings["lpips"] else None
     reference = load_semantic_reference(metric_settings=metric_settings, model_config=model_config, clip=clip,
                                         reference_model=reference_model, dataset=dataset)
@@ -47,6 +53,9 @@ def evaluate_shard(*, reconstructions, private, identity: dict, metrics, grid, m
         # did the attacker get the label of the reconstruction matched to this image right?
         table["label_correct"] = ((used[table["matched_reconstruction"]] == table["label"]).astype(float)
                                   if label_source == "recovered" else float("nan"))
+        precision, recall = (draw_overlap(item.estimated_draws, recorded[item.position])
+                             if item.estimated_draws is not None and item.position in recorded else (float("nan"),) * 2)
+        table["draw_precision"], table["draw_recall"] = precision, recall
         tables.append(table)
         shown_originals.append(originals)
         shown_reconstructions.append(matched)

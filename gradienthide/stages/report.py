@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import pandas as pd
 import torch
 
 from gradienthide import artifacts, clip_labels, dumps, report
-from gradienthide import metrics as image_quality
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +20,28 @@ def public_labeler_of(public_labels) -> str:
     return str(artifacts.load_table(public_labels, clip_labels.LABEL_COLUMNS)["labeler"].iloc[0])
 
 
+def labeler_accuracy_of(public_labels) -> float | None:
+    """The labeler's accuracy against the true labels, when the labels table records it
+    (column `labeler_accuracy`, NaN when unknown); None otherwise."""
+    if not public_labels:
+        return None
+    table = artifacts.load_table(public_labels, clip_labels.LABEL_COLUMNS)
+    if "labeler_accuracy" not in table.columns or table.empty:
+        return None
+    value = pd.to_numeric(table["labeler_accuracy"], errors="coerce").iloc[0]
+    return float(value) if math.isfinite(value) else None
+
+
+def labeler_note(public_labeler: str, accuracy: float | None = None) -> str:
+    """How figures name the public labeler, with its accuracy when known."""
+    if public_labeler == "n/a":
+        return "no defense here uses public labels"
+    measured = f", accuracy {100 * accuracy:.1f}%" if accuracy is not None else ""
+    if public_labeler == "oracle":
+        return f"public labels: oracle (true labels, upper bound of CLIP zero-shot{measured})"
+    return f"public labels: {public_labeler}" + (f" (accuracy {100 * accuracy:.1f}%)" if accuracy is not None else "")
+
+
 def aggregate(*, metrics: list[str], accuracy: list[str], metrics_table, metrics_csv, accuracy_table, summary,
               privacy_utility, public_labels=None) -> None:
     public_labeler = public_labeler_of(public_labels)
@@ -29,37 +51,85 @@ def aggregate(*, metrics: list[str], accuracy: list[str], metrics_table, metrics
     artifacts.save_table(metrics_csv, table)
     artifacts.save_table(accuracy_table, accuracy_by_round)
     summary_table = report.summary(table, accuracy_by_round)
+    labeler_accuracy = labeler_accuracy_of(public_labels)
+    if labeler_accuracy is not None:
+        summary_table["public_labeler_accuracy"] = labeler_accuracy
     artifacts.save_table(summary, summary_table)
     artifacts.save_table(privacy_utility, report.privacy_utility(table, accuracy_by_round))
-    log.info("summary (public labels: %s):\n%s", public_labeler, summary_table.to_string(index=False))
+    log.info("summary (%s; utility = %s over the last %s rounds):\n%s",
+             labeler_note(public_labeler, labeler_accuracy), report.UTILITY_MEAN,
+             report.utility_window(int(accuracy_by_round.groupby("defense")["round"].nunique().max())),
+             summary_table.to_string(index=False))
 
 
-def labeler_note(public_labeler: str) -> str:
-    if public_labeler == "n/a":
-        return "no defense here uses public labels"
-    if public_labeler == "oracle":
-        return "public labels: oracle (true labels, upper bound of CLIP zero-shot)"
-    return f"public labels: {public_labeler}"
+def figure_context(*, public_labels, attack_settings: dict, runs: list[str]):
+    """What every figure states (labeler, attack budgets) and the config's order of runs and attacks."""
+    from gradienthide import plots
+
+    note = labeler_note(public_labeler_of(public_labels), labeler_accuracy_of(public_labels))
+    budgets = {attack: plots.attack_budget(settings or {}) for attack, settings in attack_settings.items()}
+    return plots.FigureContext(labeler=note, budgets=budgets, runs=tuple(runs))
+
+
+def reconstruction_blocks(*, metrics: pd.DataFrame, reconstructions: list[str], reconstruction_runs: list[str],
+                          reconstruction_attacks: list[str], runs: list[str], private: list[str], attack_round: int,
+                          max_images: int = 8):
+    """Per attack, the first upload of shard 0 under each defense setting it ran against, its
+    images put in the order of their originals by the matching evaluation recorded (with each
+    image's PSNR from the metrics table, so the figure shows the reported numbers)."""
+    from gradienthide import plots
+
+    private_of = dict(zip(runs, private))
+    blocks: dict[str, plots.ReconstructionBlock] = {}
+    for path, run, attack in zip(reconstructions, reconstruction_runs, reconstruction_attacks):
+        items, label_source = dumps.read_reconstructions(path)
+        first = items[0]
+        images, labels = dumps.read_private_batches(private_of[run])[first.client]
+        rows = metrics[(metrics["defense"] == run) & (metrics["attack"] == attack) & (metrics["round"] == attack_round)
+                       & (metrics["shard"] == 0) & (metrics["position"] == first.position)].sort_values("image")
+        if len(rows) != len(first.images):
+            raise ValueError(f"{path}: {len(first.images)} reconstructions but {len(rows)} metric rows for "
+                             f"{run}/{attack}, round {attack_round}, position {first.position}")
+        rows = rows.head(max_images)
+        matched = first.images[torch.tensor(rows["matched_reconstruction"].tolist(), dtype=torch.long)]
+        if attack not in blocks:
+            blocks[attack] = plots.ReconstructionBlock(attack=attack, round=attack_round, label_source=label_source,
+                                                       originals=images[:max_images],
+                                                       labels=[int(label) for label in labels[:max_images]],
+                                                       rows=[], client=first.client)
+        elif blocks[attack].client != first.client:
+            log.warning("%s/%s: first upload is client %s, not %s as for the block's other rows", run, attack,
+                        first.client, blocks[attack].client)
+        blocks[attack].rows.append((run, matched, [float(v) for v in rows["psnr"]]))
+    return list(blocks.values())
 
 
 def figures(*, metrics_table, accuracy_table, privacy_utility, runs: list[str], reconstructions: list[str],
-            private: list[str], psnr_figure, accuracy_figure, privacy_utility_figure, reconstructions_figure,
+            reconstruction_runs: list[str], reconstruction_attacks: list[str], private: list[str], attack_round: int,
+            attack_settings: dict, psnr_figure, accuracy_figure, privacy_utility_figure, reconstructions_figure,
             public_labels=None) -> None:
-    """The report's figures; `runs`, `reconstructions` and `private` are parallel lists: one
-    shard of each defense setting, shown side by side."""
+    """The report's figures. `reconstructions`, `reconstruction_runs` and `reconstruction_attacks`
+    are parallel (shard 0 of each attack against each defense setting it runs against at
+    `attack_round`); `runs` and `private` are parallel (each setting's private batches).
+    `attack_settings` (config's attacks block) gives the budgets every figure states."""
     from gradienthide import plots
 
-    note = labeler_note(public_labeler_of(public_labels))
+    context = figure_context(public_labels=public_labels, attack_settings=attack_settings, runs=runs)
     table = artifacts.load_table(metrics_table)
-    plots.psnr_by_defense(table, psnr_figure, note)
-    plots.privacy_utility(pd.read_csv(privacy_utility), privacy_utility_figure, note)
-    plots.accuracy_by_round(artifacts.load_table(accuracy_table), accuracy_figure, note)
-    rows, originals = [], None
-    for run_id, reconstructions_path, private_path in zip(runs, reconstructions, private):
-        first = dumps.read_reconstructions(reconstructions_path)[0][0]
-        private_images, _ = dumps.read_private_batches(private_path)[first.client]
-        matched = image_quality.match_to_originals(first.images, private_images)
-        originals = private_images if originals is None else originals
-        rows.append((run_id, first.images[torch.as_tensor(matched)]))
-    plots.reconstructions_by_defense(rows, originals, reconstructions_figure,
-                                     f"Reconstructions of the same private batch under each defense ({note})")
+    plots.psnr_by_defense(table, psnr_figure, context)
+    plots.privacy_utility(pd.read_csv(privacy_utility), privacy_utility_figure, context)
+    plots.accuracy_by_round(artifacts.load_table(accuracy_table), accuracy_figure, context)
+    blocks = reconstruction_blocks(metrics=table, reconstructions=reconstructions,
+                                   reconstruction_runs=reconstruction_runs,
+                                   reconstruction_attacks=reconstruction_attacks, runs=runs, private=private,
+                                   attack_round=attack_round)
+    plots.reconstructions(blocks, reconstructions_figure, context)
+
+
+def gradienthide_settings(*, privacy_utility, attack_settings: dict, runs: list[str], settings_figure,
+                          public_labels=None) -> None:
+    """GradientHide's swept settings under plain IG and the attackers who know it, with utility."""
+    from gradienthide import plots
+
+    context = figure_context(public_labels=public_labels, attack_settings=attack_settings, runs=runs)
+    plots.defense_settings(pd.read_csv(privacy_utility), settings_figure, context)

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 def train_defense(*, run_id: str, defense_name: str, defense_params: dict, model_config: dict, training: dict,
                   seed: int, dataset, splits, accuracy, final_model, round_dirs: dict[int, str], public_labels=None,
-                  device="cpu") -> None:
+                  public_pool=None, device="cpu") -> None:
     """Writes the accuracy per round, the final model and, per attacked round, the files of
     gradienthide.dumps."""
     defense = make_defense(defense_name, defense_params)
@@ -30,10 +30,8 @@ def train_defense(*, run_id: str, defense_name: str, defense_params: dict, model
     public = None
     labeler = "n/a"
     if defense.uses_public_pool:
-        table = artifacts.load_table(public_labels, clip_labels.LABEL_COLUMNS)
-        public = (images[torch.as_tensor(table["index"].to_numpy())],
-                  torch.tensor(table["label"].to_numpy(copy=True), device=device))
-        labeler = str(table["labeler"].iloc[0])
+        public, labeler = clip_labels.public_training_data(public_labels=public_labels, public_pool=public_pool,
+                                                           device=device)
     torch.manual_seed(seed)  # the same initial model for every defense
     model = defense.adapt_model(build_model(model_config, prepared.image_shape, prepared.num_classes)).to(device)
     protocol = ClientProtocol.from_config(training)

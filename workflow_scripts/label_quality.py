@@ -1,0 +1,4 @@
+from gradienthide.stages.labels import label_quality
+from gradienthide.workflow import run_stage
+
+run_stage(snakemake, label_quality)
