@@ -260,15 +260,12 @@ def class_text_features(clip, tokenizer, class_names: list[str], templates: list
 @torch.no_grad()
 def zero_shot_probabilities(clip, tokenizer, preprocess_cfg: dict, images: torch.Tensor, class_names: list[str],
                             templates: list[str], batch_size: int = 128, device: str = "cpu") -> torch.Tensor:
-    """Softmax over the classes of CLIP's scaled image-text cosine similarity, [N, classes]."""
-    text = class_text_features(clip, tokenizer, class_names, templates, device)
-    scale = clip.logit_scale.exp().float() if hasattr(clip, "logit_scale") else torch.tensor(100.0)
-    probabilities = []
-    for start in range(0, len(images), batch_size):
-        batch = prepare_images(images[start : start + batch_size].to(device), preprocess_cfg)
-        image_features = F.normalize(clip.encode_image(batch).float(), dim=-1)
-        probabilities.append((scale * image_features @ text.T).softmax(-1).cpu())
-    return torch.cat(probabilities)
+    """Softmax over the classes of CLIP's scaled image-text cosine similarity, [N, classes]:
+    the two cached steps (encode_pool, probabilities_from_embeddings) in one call."""
+    embeddings = {"image_features": encode_pool(clip, preprocess_cfg, images, batch_size=batch_size, device=device),
+                  "logit_scale": logit_scale_of(clip)}
+    return probabilities_from_embeddings(clip, tokenizer, embeddings=embeddings, class_names=class_names,
+                                         templates=templates, device=device)
 
 
 def clip_labels(pool_indices: np.ndarray, pool_images: torch.Tensor, class_names: list[str], clip_config: dict,

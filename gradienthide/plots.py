@@ -472,3 +472,16 @@ def defense_settings(table: pd.DataFrame, path: str | Path, context: FigureConte
     figure.tight_layout()
     _header(figure, f"{defense} settings against attackers who know it", context, attacks)
     _save(figure, path)
+
+
+def confusion_matrix(confusion: pd.DataFrame, path: str | Path, title: str) -> None:
+    """A labeler's confusion matrix on the public pool (true class by row, label by column)."""
+    size = max(4.0, 0.45 * len(confusion) + 2)
+    figure, axis = plt.subplots(figsize=(size + 1, size))
+    if confusion.to_numpy().sum():
+        sns.heatmap(confusion, annot=len(confusion) <= 20, fmt="d", cmap="Blues", cbar=True, ax=axis, square=True)
+    else:
+        axis.text(0.5, 0.5, "no pool image has a true label\nin the task's classes", ha="center", va="center")
+        axis.set_axis_off()
+    axis.set_title(title, fontsize=9)
+    _save(figure, path)

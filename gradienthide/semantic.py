@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from gradienthide import artifacts, clip_labels
-from gradienthide.models import build_model
+from gradienthide import clip_labels
+from gradienthide.models import load_model
 
 NO_DEFENSE_RUN = "none"
 
@@ -38,10 +38,7 @@ class NoDefenseReference:
     """The final model of the no-defense FedAvg run."""
 
     def __init__(self, final_model_path, model_config: dict):
-        info = artifacts.load_json_metadata(final_model_path, "model_info")
-        self.model = build_model(model_config, tuple(info["image_shape"]), info["num_classes"])
-        self.model.load_state_dict(artifacts.load_tensors(final_model_path))
-        self.model.eval()
+        self.model = load_model(final_model_path, model_config).eval()
         self.name = f"no-defense model ({NO_DEFENSE_RUN})"
 
     @torch.no_grad()

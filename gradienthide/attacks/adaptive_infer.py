@@ -72,9 +72,10 @@ class AdaptiveInferAttack(AdaptiveOracleAttack):
                                                memory_budget_mb=self.memory_budget_mb, seed=self.seed)
         at_global = draw_inference.pool_gradients(net.task_loss, net.params, setting.images, setting.labels, sketch,
                                                   self.chunk_size)
-        with torch.no_grad():
-            probabilities = torch.cat([net.logits(net.params, setting.images[i : i + self.chunk_size]).softmax(-1)
-                                       for i in range(0, len(setting.labels), self.chunk_size)]).cpu()
+        if self.estimation != "nnls":  # the label prior needs the pool's softmax at the global model
+            with torch.no_grad():
+                probabilities = torch.cat([net.logits(net.params, setting.images[i : i + self.chunk_size]).softmax(-1)
+                                           for i in range(0, len(setting.labels), self.chunk_size)]).cpu()
         bias_name = classifier_bias_name(net.module)
         self.estimated_draws = []
         for target in targets:

@@ -116,27 +116,6 @@ def quality_tables(*, pool_labels: pd.DataFrame, selected_labels: pd.DataFrame, 
     return pd.DataFrame(rows), confusion
 
 
-def confusion_figure(confusion: pd.DataFrame, path, title: str) -> None:
-    """The labeler's confusion matrix on the pool (seaborn heatmap), with reproducible bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    size = max(4.0, 0.45 * len(confusion) + 2)
-    figure, axis = plt.subplots(figsize=(size + 1, size))
-    if confusion.to_numpy().sum():
-        sns.heatmap(confusion, annot=len(confusion) <= 20, fmt="d", cmap="Blues", cbar=True, ax=axis, square=True)
-    else:
-        axis.text(0.5, 0.5, "no pool image has a true label\nin the task's classes", ha="center", va="center")
-        axis.set_axis_off()
-    axis.set_title(title, fontsize=9)
-    with artifacts.atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
-    plt.close(figure)
-
-
 def label_quality(*, pool_source, pool_labels, public_labels, quality_table, quality_csv, confusion_png) -> None:
     """How good the public labels are, where the pool has true labels in the task's classes."""
     pool, class_names, source = data.load_public_pool_source(pool_source)
@@ -152,5 +131,7 @@ def label_quality(*, pool_source, pool_labels, public_labels, quality_table, qua
     title = (f"labeler {table['labeler'].iloc[0]} on the public pool ({source})\n"
              f"accuracy {overall['pool']:.3f} on the pool, {overall['selected']:.3f} after selection "
              f"({selected['selection'].iloc[0]})")
-    confusion_figure(confusion, confusion_png, title)
+    from gradienthide import plots
+
+    plots.confusion_matrix(confusion, confusion_png, title)
     log.info("%s", title)
