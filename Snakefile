@@ -14,6 +14,8 @@ min_version("9.0")
 if not workflow.overwrite_configfiles:
     workflow.configfile(os.path.join(workflow.basedir, "config.yaml"))
 
+# a nested --config value (training={rounds: 5}) reaches us with string leaves; type them as YAML
+gh_config.apply_overrides(config, workflow.config_settings.config)
 try:
     _validated = gh_config.validate_config(config, gh_config.load_schema(os.path.join(workflow.basedir, "schemas", "config.schema.yaml")))
     gh_config.preflight(_validated)
@@ -49,4 +51,8 @@ rule all:
         rules.figures.output,
         rules.label_quality.output if USES_PUBLIC_POOL else [],
         SETTINGS_FIGURE,
+        rules.client_classes_figure.output,
     default_target: True
+
+
+include: "rules/archive.smk"

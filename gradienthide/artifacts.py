@@ -38,9 +38,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; give it a normal file's mode
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def tensors_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
@@ -113,7 +120,10 @@ def load_tensors(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         raise CorruptArtifactError(f"{path}: no {CHECKSUM_KEY} in metadata; not written by gradienthide")
     actual = tensors_sha256(tensors)
     if actual != expected:
-        raise CorruptArtifactError(f"{path}: checksum mismatch (stored {expected[:12]}, contents {actual[:12]}); delete it and rerun")
+        from gradienthide.manifest import regenerate_command
+
+        raise CorruptArtifactError(f"{path}: checksum mismatch (stored {expected[:12]}, contents {actual[:12]}); "
+                                   f"regenerate it and what depends on it with\n    {regenerate_command(path)}")
     return {name: t.to(device) for name, t in tensors.items()}
 
 

@@ -42,7 +42,7 @@ LABELERS = ("oracle", "simulated_clip", "clip")
 # https://github.com/mlfoundations/open_clip/blob/main/docs/openclip_results.csv)
 OPENCLIP_VIT_B_32_LAION2B_ZERO_SHOT = {"cifar10": 0.936, "cifar100": 0.756, "mnist": 0.700}
 # the entry of that table a private dataset stands for (handwritten digits: MNIST)
-REFERENCE_OF_DATASET = {"digits": "mnist"}
+REFERENCE_OF_DATASET = {"digits": "mnist", "cifar10": "cifar10", "cifar100": "cifar100"}
 CONFUSION_SHARE = 0.8  # class-confusion noise: share of a class's errors that go to its partner class
 log = logging.getLogger(__name__)
 

@@ -56,6 +56,12 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
                 allowed = ", ".join(sorted(error.schema.get("properties", {}))) or "none"
                 for key in unknown:
                     lines.append(f"{_dotted([*error.absolute_path, key])}: unknown key (allowed here: {allowed})")
+            elif error.validator == "oneOf" and error.instance == []:
+                lines.append(f"{where}: an empty list sweeps no setting; give at least one value")
+            elif error.validator == "oneOf" and isinstance(error.instance, list) and any(
+                    a == b for i, a in enumerate(error.instance) for b in error.instance[i + 1:]):
+                lines.append(f"{where}: {error.instance!r} lists one value twice (1 and 1.0 are the same number); "
+                             "give each setting once")
             elif error.validator == "oneOf":
                 lines.append(f"{where}: {error.instance!r} is neither a single value nor a list of values of the right type")
             else:
@@ -64,6 +70,8 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
 
     config = copy.deepcopy(config)
     _fill_defaults(config, schema)
+    if config["training"]["local_epochs"] is None:
+        config["training"].setdefault("local_steps", 1)
     _check_consistency(config)
     return config
 
@@ -83,12 +91,13 @@ def _check_consistency(config: dict) -> None:
             f"attack.clients_per_round={attack['clients_per_round']} exceeds "
             f"training.clients_per_round={training['clients_per_round']}"
         )
+    problems += _training_problems(training)
     if training["algorithm"] == "fedavg" and training["mu"]:
         problems.append(f"training.mu={training['mu']}: the proximal term belongs to FedProx "
                         "(set training.algorithm: fedprox, or drop training.mu)")
-    if data["dataset"] == "npz" and not data.get("path"):
-        problems.append("data.path: required when data.dataset is 'npz'")
+    problems += _data_problems(data)
     problems += _public_problems(config)
+    problems += _input_problems(config)
     from gradienthide.defenses import DEFENSES
     from gradienthide.attacks import ATTACKS
 
@@ -98,13 +107,61 @@ def _check_consistency(config: dict) -> None:
     for name in config["attacks"]:
         if name not in ATTACKS:
             problems.append(f"attacks.{name}: no such attack (known: {', '.join(sorted(ATTACKS))})")
-    if "gradinversion" in config["attacks"] and config["model"]["norm"] != "batch":
-        problems.append("attacks.gradinversion: its BatchNorm prior needs model.norm: batch")
-    if "adaptive_infer" in config["attacks"] and config["model"]["norm"] == "batch":
-        problems.append("attacks.adaptive_infer: draw inference needs per-example gradients, which a BatchNorm "
-                        "model (model.norm: batch) does not have; use model.norm: none or drop the attack")
+    from gradienthide.models import resolve_model_config
+
+    try:  # the architecture's own width, activation and norm where the config leaves them null
+        config["model"] = resolve_model_config(config["model"])
+    except ValueError as error:
+        problems.append(str(error))
+    arch, norm = config["model"]["arch"], config["model"]["norm"]
+    if "gradinversion" in config["attacks"] and norm not in ("batch", None):
+        problems.append(f"attacks.gradinversion: its BatchNorm prior needs model.norm: batch (model.arch {arch} "
+                        f"has model.norm: {norm}; use resnet18, or convnet with model.norm: batch)")
+    if "adaptive_infer" in config["attacks"] and norm == "batch":
+        problems.append(f"attacks.adaptive_infer: draw inference needs per-example gradients, which a BatchNorm "
+                        f"model (model.arch {arch} with model.norm: batch) does not have; use model.norm: none "
+                        "or drop the attack")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def _data_problems(data: dict) -> list[str]:
+    """The dataset source's location keys and the partition's settings that contradict each other."""
+    from gradienthide import sources
+
+    problems = sources.settings_problems(data, "data")
+    if data["partition"] == "dirichlet" and data["dirichlet_alpha"] is None:
+        problems.append("data.dirichlet_alpha: required with data.partition: dirichlet (e.g. 0.5; smaller is more skewed)")
+    if data["partition"] != "dirichlet" and data["dirichlet_alpha"] is not None:
+        problems.append(f"data.dirichlet_alpha={data['dirichlet_alpha']}: only for data.partition: dirichlet "
+                        f"(the partition is {data['partition']!r}); drop it or set data.partition: dirichlet")
+    return problems
+
+
+def _training_problems(training: dict) -> list[str]:
+    """Local work and learning-rate schedule settings that contradict each other."""
+    problems = []
+    if training["local_epochs"] is not None and "local_steps" in training:
+        problems.append(f"training: local_steps={training['local_steps']} and local_epochs={training['local_epochs']} "
+                        "are both set, but only one decides a client's local work: keep local_epochs (passes over "
+                        "its whole shard) or local_steps (batches per round) and delete the other")
+    schedule = training["lr_schedule"]
+    if training["lr_min"] and schedule != "cosine":
+        problems.append(f"training.lr_min={training['lr_min']}: only the cosine schedule uses it "
+                        f"(training.lr_schedule is {schedule})")
+    if schedule == "cosine" and training["lr_min"] >= training["lr"]:
+        problems.append(f"training.lr_min={training['lr_min']} must be below training.lr={training['lr']} "
+                        "for the cosine schedule to decrease")
+    if training["lr_milestones"] and schedule != "step":
+        problems.append(f"training.lr_milestones: only the step schedule uses them (training.lr_schedule is {schedule})")
+    if schedule == "step":
+        if not training["lr_milestones"]:
+            problems.append("training.lr_milestones: the step schedule needs at least one round at which "
+                            "the rate is multiplied by training.lr_gamma")
+        late = [r for r in training["lr_milestones"] if r > training["rounds"]]
+        if late:
+            problems.append(f"training.lr_milestones: rounds {late} exceed training.rounds={training['rounds']}")
+    return problems
 
 
 def _public_problems(config: dict) -> list[str]:
@@ -119,6 +176,9 @@ def _public_problems(config: dict) -> list[str]:
                             "(drop public.size, or give public.dataset a source of its own)")
         if public["path"] is not None:
             problems.append("public.path: only for public.dataset: npz")
+        if public["root"] is not None or public["download"]:
+            problems.append("public.root, public.download: only for a public source of its own (e.g. public.dataset: "
+                            "cifar100); the private slice is read with the private dataset")
         from gradienthide.defenses import DEFENSES
 
         takes_public_steps = any(name in DEFENSES and DEFENSES[name].uses_public_pool for name in config["defenses"])
@@ -130,8 +190,9 @@ def _public_problems(config: dict) -> list[str]:
             problems.append(f"data.public_pool_size={data['public_pool_size']}: with public.dataset: "
                             f"{public['dataset']} the private dataset keeps no public slice; set it to 0 "
                             "(the pool's size is public.size)")
-        if public["dataset"] == "npz" and not public["path"]:
-            problems.append("public.path: required when public.dataset is 'npz'")
+        from gradienthide import sources
+
+        problems += sources.settings_problems(public, "public")
     if labels["labeler"] == "simulated_clip":
         try:
             clip_labels.simulated_accuracy(simulated=labels["simulated_clip"], dataset=data["dataset"])
@@ -143,9 +204,178 @@ def _public_problems(config: dict) -> list[str]:
     return problems
 
 
+# SSIM's Gaussian window (11 pixels, sigma 1.5) is reflect-padded by 5 pixels a side, which
+# needs images of at least 6x6 (gradienthide.metrics.ssim); smaller ones crash in evaluate.
+MIN_IMAGE_SIZE = 6
+# Sources whose size and classes the config alone decides (tests check them against the source).
+KNOWN_SOURCES = {"digits": {"images": 1797, "classes": 10}}
+
+
+def _known_size(dataset: str, max_images: int | None = None) -> int | None:
+    if dataset not in KNOWN_SOURCES:
+        return None
+    return min(KNOWN_SOURCES[dataset]["images"], max_images or KNOWN_SOURCES[dataset]["images"])
+
+
+def _input_problems(config: dict) -> list[str]:
+    """Inputs the schema accepts that would fail late, or run another experiment than the config
+    states (docs/bad_inputs.md lists each with its test)."""
+    data, training, public = config["data"], config["training"], config["public"]
+    problems = []
+    if data["image_size"] < MIN_IMAGE_SIZE:
+        problems.append(f"data.image_size={data['image_size']}: below the minimum of {MIN_IMAGE_SIZE} (SSIM's "
+                        f"11-pixel Gaussian window needs images of at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}); "
+                        f"set data.image_size: {MIN_IMAGE_SIZE} or more")
+    problems += _class_name_problems(config)
+    size = _known_size(data["dataset"], data["max_images"])
+    if size is not None:
+        private, clients = size - data["test_size"] - data["public_pool_size"], data["num_clients"]
+        if private < clients:
+            problems.append(f"data.test_size={data['test_size']} + data.public_pool_size={data['public_pool_size']} "
+                            f"leave {max(private, 0)} of the {size} images of {data['dataset']} for "
+                            f"data.num_clients={clients} clients; lower test_size, public_pool_size or num_clients")
+        elif data["partition"] == "iid" and training["batch_size"] > private // clients:
+            problems.append(f"training.batch_size={training['batch_size']} exceeds the smallest client shard "
+                            f"({private // clients} images: {private} private images over {clients} clients), so "
+                            f"every batch would silently be the whole shard; set training.batch_size to at most "
+                            f"{private // clients}, or give the clients more images (fewer data.num_clients, a "
+                            f"smaller data.test_size or data.public_pool_size)")
+    own = _known_size(public["dataset"])
+    if public["dataset"] != "private_slice" and public["size"] is not None and own is not None and public["size"] > own:
+        problems.append(f"public.size={public['size']}: exceeds the {own} images of {public['dataset']}; "
+                        f"set it to at most {own} (or null for all of them)")
+    for attack, settings in config["attacks"].items():
+        missing = [name for name in settings.get("defenses") or [] if name not in config["defenses"]]
+        if missing:
+            problems.append(f"attacks.{attack}.defenses: {', '.join(missing)} not configured under defenses: "
+                            f"(configured: {', '.join(config['defenses'])}); add it there or drop it from the list")
+    try:
+        runs = defense_runs(config)
+    except ConfigError as error:
+        return problems + [str(error)]
+    return problems + list(dict.fromkeys(_public_draw_problems(config, runs)))
+
+
+def _class_name_problems(config: dict) -> list[str]:
+    data, labels, public = config["data"], config["labels"], config["public"]
+    problems = []
+    for key, names in (("data.class_names", data["class_names"]), ("labels.class_names", labels["class_names"]),
+                       ("public.class_names", public["class_names"])):
+        if names is None:
+            continue
+        if len(names) < 2:
+            problems.append(f"{key}: {names!r} names {len(names)} class(es) but a classifier needs at least 2; "
+                            "give one name per class (or null for the dataset's own)")
+        blank = [position for position, name in enumerate(names) if not name.strip()]
+        if blank:
+            problems.append(f"{key}: the names at positions {blank} are empty; every class needs a name "
+                            "(prompts and label matching use them)")
+        normalised = [name.strip().lower() for name in names]
+        repeated = sorted({name for name in normalised if name and normalised.count(name) > 1})
+        if repeated:
+            problems.append(f"{key}: {repeated} given more than once (case and spaces aside); class names must be "
+                            "distinct, as labels are matched by name")
+    known = KNOWN_SOURCES.get(data["dataset"], {}).get("classes")
+    if data["class_names"] and known and len(data["class_names"]) != known:
+        problems.append(f"data.class_names: {len(data['class_names'])} names given but {data['dataset']} has "
+                        f"{known} classes; give one name per class")
+    task_classes = len(data["class_names"]) if data["class_names"] else known
+    if labels["class_names"] and task_classes and len(labels["class_names"]) != task_classes:
+        problems.append(f"labels.class_names: {len(labels['class_names'])} names given but the task has "
+                        f"{task_classes} classes; give one name per class, in the dataset's label order")
+    own = KNOWN_SOURCES.get(public["dataset"], {}).get("classes")
+    if public["class_names"] and own and len(public["class_names"]) != own:
+        problems.append(f"public.class_names: {len(public['class_names'])} names given but {public['dataset']} has "
+                        f"{own} classes; give one name per class")
+    return problems
+
+
+def _public_draw_problems(config: dict, runs: dict) -> list[str]:
+    """A public-pool defense or attack asking for more pool images than the pool holds (before
+    label selection), which would otherwise be cut to the pool silently."""
+    from gradienthide.defenses import make_defense
+
+    data, public = config["data"], config["public"]
+    if public["dataset"] == "private_slice":
+        pool, where = data["public_pool_size"], "data.public_pool_size"
+    elif public["size"] is not None:
+        pool, where = public["size"], "public.size"
+    else:
+        pool, where = _known_size(public["dataset"]), f"all of {public['dataset']}"
+    problems = []
+    for run in runs.values():
+        try:
+            defense = make_defense(run.defense, run.params)
+        except ValueError as error:
+            problems.append(f"{error} (run {run.run_id})")
+            continue
+        if not defense.uses_public_pool or not pool:
+            continue
+        key = f"defenses.{run.defense}"
+        drawn = defense.pool_size or pool
+        if defense.pool_size is not None and defense.pool_size > pool:
+            problems.append(f"{key}.pool_size={defense.pool_size}: exceeds the public pool's {pool} images "
+                            f"({where}); lower it, or null for the whole pool")
+            drawn = pool
+        if defense.public_batch_size > drawn:
+            problems.append(f"{key}.public_batch_size={defense.public_batch_size}: exceeds the {drawn} pool images "
+                            f"it draws from ({'pool_size' if defense.pool_size else where}); lower it, or give the "
+                            "pool more images")
+        elif hasattr(defense, "check_pool"):  # e.g. disjoint draws needing steps x batch distinct images
+            try:
+                defense.check_pool(drawn)
+            except ValueError as error:
+                problems.append(f"{error} (run {run.run_id})")
+    sample = config["attacks"].get("adaptive", {}).get("public_sample")
+    if pool and sample is not None and sample > pool:
+        problems.append(f"attacks.adaptive.public_sample={sample}: exceeds the public pool's {pool} images ({where}); "
+                        "lower it, or null for the whole pool")
+    return problems
+
+
+def command_line_overrides(overrides) -> dict:
+    """Snakemake's `--config` values, nested ones typed as YAML.
+
+    Snakemake types a top-level value itself (`seed=3` is an int) but reads a nested one, e.g.
+    `training={rounds: 5}`, with YAML's base loader, which leaves every leaf a string."""
+    def typed(value):
+        if isinstance(value, dict):
+            return {key: typed(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [typed(item) for item in value]
+        if isinstance(value, str):
+            try:
+                return yaml.safe_load(value)
+            except yaml.YAMLError:
+                return value
+        return value
+
+    return {key: typed(value) if isinstance(value, (dict, list)) else value for key, value in dict(overrides).items()}
+
+
+def apply_overrides(config: dict, overrides) -> None:
+    """Merge typed `--config` values into `config` in place (nested blocks key by key)."""
+    def merge(target: dict, update: dict) -> None:
+        for key, value in update.items():
+            if isinstance(value, dict) and isinstance(target.get(key), dict):
+                merge(target[key], value)
+            else:
+                target[key] = copy.deepcopy(value)
+
+    merge(config, command_line_overrides(overrides))
+
+
 def load_config(path: str | Path) -> dict:
     with open(path) as handle:
-        return validate_config(yaml.safe_load(handle))
+        try:
+            raw = yaml.safe_load(handle)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]}); a config is a YAML "
+                              "mapping like config.yaml") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config is a YAML mapping of keys (output_dir:, data:, ...), "
+                          f"got {type(raw).__name__}")
+    return validate_config(raw)
 
 
 # --- the job grid -----------------------------------------------------------------------
@@ -159,6 +389,21 @@ class DefenseRun:
     params: dict
 
 
+def _check_sweep_names(defense: str, params: dict, extra: list) -> None:
+    """Sweep values that print alike in run names would share one run: a setting would vanish."""
+    blocks = [(f"defenses.{defense}", params)] + [(f"defenses.{defense}.also[{i}]", entry) for i, entry in enumerate(extra)]
+    for where, block in blocks:
+        for key, values in block.items():
+            seen = {}
+            for value in values if isinstance(values, list) else []:
+                shown = _format_value(value)
+                if shown in seen:
+                    raise ConfigError(f"{where}.{key}: the sweep values {seen[shown]!r} and {value!r} both print as "
+                                      f"{shown!r} in the run name {defense}-{key}{shown}, so one setting would silently "
+                                      "replace the other; make them differ within 6 significant digits or drop one")
+                seen[shown] = value
+
+
 def _format_value(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -167,18 +412,28 @@ def defense_runs(config: dict) -> dict[str, DefenseRun]:
     """Expand `defenses:` into training jobs; a list-valued parameter is a sweep.
 
     A defense without lists keeps its bare name as run id; a swept one gets one run per
-    combination, named `<defense>-<param><value>...` over the swept parameters only.
+    combination, named `<defense>-<param><value>...` over the swept parameters only. Each
+    entry of an `also:` list adds the settings of the block with that entry's overrides
+    (not crossed with the block's sweep), named over the block's and the entry's swept keys.
     """
     runs: dict[str, DefenseRun] = {}
     for defense, params in config["defenses"].items():
-        params = params or {}
-        swept = sorted(key for key, value in params.items() if isinstance(value, list))
-        fixed = {key: value for key, value in params.items() if key not in swept}
-        for values in itertools.product(*(params[key] for key in swept)):
-            setting = dict(zip(swept, values))
-            suffix = "".join(f"-{key}{_format_value(value)}" for key, value in setting.items())
-            run_id = f"{defense}{suffix}"
-            runs[run_id] = DefenseRun(run_id, defense, {**fixed, **setting})
+        params = dict(params or {})
+        extra = params.pop("also", [])
+        _check_sweep_names(defense, params, extra)
+        base_swept = {key for key, value in params.items() if isinstance(value, list)}
+        for block, named in [(params, base_swept)] + [
+                ({**params, **entry}, base_swept | {key for key, value in entry.items() if isinstance(value, list)})
+                for entry in extra]:
+            swept = sorted(key for key, value in block.items() if isinstance(value, list))
+            fixed = {key: value for key, value in block.items() if key not in swept}
+            for values in itertools.product(*(block[key] for key in swept)):
+                setting = {**fixed, **dict(zip(swept, values))}
+                suffix = "".join(f"-{key}{_format_value(setting[key])}" for key in sorted(named))
+                run_id = f"{defense}{suffix}"
+                if run_id in runs:
+                    raise ConfigError(f"defenses.{defense}.also: setting {run_id!r} is already in the sweep")
+                runs[run_id] = DefenseRun(run_id, defense, setting)
     return runs
 
 
@@ -212,12 +467,22 @@ def uses_public_pool(run: DefenseRun) -> bool:
 
 def preflight(config: dict) -> None:
     """Check, before any job starts, that the files the config relies on are on this machine."""
+    output_dir = Path(config["output_dir"]).expanduser()
+    blocking = next((path for path in (output_dir, *output_dir.parents) if path.exists() and not path.is_dir()), None)
+    if blocking is not None:
+        raise ConfigError(f"output_dir: {blocking} is a file, not a directory, so no result can be written under "
+                          f"{config['output_dir']}; move the file away or set output_dir to another directory")
     data = config["data"]
     if data["dataset"] == "npz" and not Path(data["path"]).expanduser().is_file():
         raise FileNotFoundError(f"data.path: dataset file {data['path']} not found")
     public = config["public"]
     if public["dataset"] == "npz" and not Path(public["path"]).expanduser().is_file():
         raise FileNotFoundError(f"public.path: public source file {public['path']} not found")
+    from gradienthide import sources
+
+    sources.check_files(data, "data")
+    if public["dataset"] != "private_slice":
+        sources.check_files(public, "public")
     labels = config["labels"]
     if labels["labeler"] == "clip" and any(uses_public_pool(run) for run in defense_runs(config).values()):
         from gradienthide.clip_labels import resolve_checkpoint

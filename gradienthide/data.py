@@ -2,136 +2,69 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from gradienthide import artifacts
-
-DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-
-
-@dataclass
-class ImageDataset:
-    """Images as uint8 NCHW, labels as int64, and the names of the classes."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    class_names: list[str]
-    source: str
-
-    def __post_init__(self):
-        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise ValueError(f"{self.source}: images must be uint8 NCHW, got {self.images.dtype} {tuple(self.images.shape)}")
-        if len(self.images) != len(self.labels):
-            raise ValueError(f"{self.source}: {len(self.images)} images but {len(self.labels)} labels")
-        if len(self.labels) and int(self.labels.max()) >= len(self.class_names):
-            raise ValueError(f"{self.source}: label {int(self.labels.max())} but only {len(self.class_names)} class names")
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.images.shape[1:])
-
-    def floats(self, indices=None) -> torch.Tensor:
-        """Images in [0, 1] as float32 (all of them, or those at `indices`)."""
-        images = self.images if indices is None else self.images[torch.as_tensor(indices, dtype=torch.long)]
-        return images.float() / 255.0
-
-
-def load_digits_source() -> ImageDataset:
-    """scikit-learn's bundled handwritten digits: 1,797 real 8x8 grey images, 10 classes."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    # Pixel values run 0..16; stretch them to the full uint8 range.
-    images = torch.from_numpy(np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)).unsqueeze(1)
-    labels = torch.from_numpy(digits.target.astype(np.int64))
-    return ImageDataset(images, labels, list(DIGIT_NAMES), "sklearn.datasets.load_digits")
-
-
-def _as_nchw(array: np.ndarray, path: Path, key: str) -> np.ndarray:
-    if array.ndim != 4:
-        raise ValueError(f"{path}: array {key!r} must be 4-D images (N,C,H,W or N,H,W,C), got shape {array.shape}")
-    if array.shape[1] not in (1, 3) and array.shape[-1] in (1, 3):
-        array = array.transpose(0, 3, 1, 2)
-    if array.shape[1] not in (1, 3):
-        raise ValueError(f"{path}: array {key!r} has {array.shape[1]} channels; expected 1 or 3")
-    if array.dtype != np.uint8:
-        raise ValueError(f"{path}: array {key!r} must be uint8 (0..255), got {array.dtype}")
-    return np.ascontiguousarray(array)
-
-
-def load_npz_source(path: str | Path, key: str = "data.path") -> ImageDataset:
-    """Images and labels from an .npz file.
-
-    Accepts `images`/`labels`, or `train_images`/`train_labels` (with `test_images`/
-    `test_labels` appended when present); `class_names` is optional.
-    """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"{key}: dataset file {path} not found")
-    with np.load(path, allow_pickle=False) as arrays:
-        keys = set(arrays.files)
-        if {"images", "labels"} <= keys:
-            parts = [("images", "labels")]
-        elif {"train_images", "train_labels"} <= keys:
-            parts = [("train_images", "train_labels")]
-            if {"test_images", "test_labels"} <= keys:
-                parts.append(("test_images", "test_labels"))
-        else:
-            raise ValueError(f"{path}: expected arrays 'images' and 'labels' (or 'train_images' and 'train_labels'); found {sorted(keys)}")
-        images = np.concatenate([_as_nchw(arrays[i], path, i) for i, _ in parts])
-        labels = np.concatenate([arrays[l].astype(np.int64).reshape(-1) for _, l in parts])
-        if "class_names" in keys:
-            class_names = [str(name) for name in arrays["class_names"]]
-        else:
-            class_names = [str(c) for c in range(int(labels.max()) + 1)]
-    return ImageDataset(torch.from_numpy(images), torch.from_numpy(labels), class_names, str(path))
-
-
-def resize(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize uint8 NCHW images to size x size (antialiased bilinear), keeping uint8."""
-    if images.shape[-1] == size and images.shape[-2] == size:
-        return images
-    resized = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return resized.round().clamp(0, 255).to(torch.uint8)
+from gradienthide import artifacts, sources
+from gradienthide.sources.base import ImageDataset, resize
+from gradienthide.sources.digits import DIGIT_NAMES, load_digits_source  # noqa: F401  (re-exported)
+from gradienthide.sources.npz import load_npz_source  # noqa: F401  (re-exported)
 
 
 def build_dataset(data_config: dict) -> ImageDataset:
-    """The private dataset the config names, resized to `data.image_size`."""
-    if data_config["dataset"] == "digits":
-        source = load_digits_source()
-    else:
-        source = load_npz_source(data_config["path"])
-    images, labels = source.images, source.labels
-    if data_config.get("max_images"):
-        images, labels = images[: data_config["max_images"]], labels[: data_config["max_images"]]
+    """The private dataset the config names (`data.dataset`, read from `data.path` or
+    `data.root`), the first `data.max_images` images, resized to `data.image_size`."""
+    size = data_config["image_size"]
+    catalog = sources.catalog(dataset=data_config["dataset"], settings=data_config, key="data", image_size=size)
+    count = min(len(catalog), data_config.get("max_images") or len(catalog))
+    source = catalog.load(torch.arange(count))
+    if len(source.labels) and len(source.labels.unique()) < 2:
+        raise ValueError(f"data: all {len(source.labels)} images have label {int(source.labels[0])}: a classifier "
+                         f"needs at least 2 classes; check the labels of {source.source} (or raise data.max_images)")
     class_names = data_config.get("class_names") or source.class_names
     if len(class_names) != source.num_classes:
         raise ValueError(f"data.class_names: {len(class_names)} names given but the dataset has {source.num_classes} classes")
-    return ImageDataset(resize(images, data_config["image_size"]), labels, list(class_names), source.source)
+    return ImageDataset(resize(source.images, size), source.labels, list(class_names), source.source, parts=source.parts)
+
+
+def channel_stats(images: torch.Tensor, chunk: int = 4096) -> dict:
+    """Per-channel mean and standard deviation (over every pixel of every image) of uint8 NCHW
+    images, in [0, 1] units: {"mean": [...], "std": [...], "images": N}."""
+    if not len(images):
+        raise ValueError("channel statistics of an empty set of images")
+    total = torch.zeros(images.shape[1], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    for start in range(0, len(images), chunk):
+        values = images[start : start + chunk].to(torch.float64) / 255.0
+        total += values.sum(dim=(0, 2, 3))
+        squares += values.square().sum(dim=(0, 2, 3))
+    pixels = images.shape[0] * images.shape[2] * images.shape[3]
+    mean = total / pixels
+    std = (squares / pixels - mean.square()).clamp_min(0).sqrt()
+    return {"mean": [round(float(v), 6) for v in mean], "std": [round(float(v), 6) for v in std],
+            "images": len(images)}
 
 
 def save_dataset(path: str | Path, dataset: ImageDataset) -> None:
-    artifacts.save_tensors(
-        path,
-        {"images": dataset.images, "labels": dataset.labels},
-        metadata={"class_names": dataset.class_names, "source": dataset.source},
-    )
+    metadata = {"class_names": dataset.class_names, "source": dataset.source}
+    if dataset.parts:
+        metadata["parts"] = [[name, count] for name, count in dataset.parts]
+    if dataset.channel_stats is not None:
+        metadata["channel_stats"] = dataset.channel_stats
+    artifacts.save_tensors(path, {"images": dataset.images, "labels": dataset.labels}, metadata=metadata)
 
 
 def load_dataset(path: str | Path) -> ImageDataset:
     tensors = artifacts.load_tensors(path)
+    metadata = artifacts.read_metadata(path)
     class_names = artifacts.load_json_metadata(path, "class_names")
-    source = artifacts.read_metadata(path).get("source", str(path))
-    return ImageDataset(tensors["images"], tensors["labels"], class_names, source)
+    parts = tuple((name, count) for name, count in json.loads(metadata["parts"])) if "parts" in metadata else ()
+    stats = json.loads(metadata["channel_stats"]) if "channel_stats" in metadata else None
+    return ImageDataset(tensors["images"], tensors["labels"], class_names, metadata.get("source", str(path)),
+                        parts=parts, channel_stats=stats)
 
 
 # --- the public pool ---------------------------------------------------------------------
@@ -142,15 +75,9 @@ def load_dataset(path: str | Path) -> ImageDataset:
 PRIVATE_SLICE = "private_slice"
 
 
-def load_source(*, dataset: str, path: str | None, key: str) -> ImageDataset:
-    """A source the data stage knows, by name (`key` names the config key in errors)."""
-    if dataset == "digits":
-        return load_digits_source()
-    if dataset == "npz":
-        if not path:
-            raise ValueError(f"{key}.path: required when {key}.dataset is 'npz'")
-        return load_npz_source(path, key=f"{key}.path")
-    raise ValueError(f"{key}.dataset: unknown source {dataset!r} (known: digits, npz)")
+def load_source(*, dataset: str, settings: dict, key: str, image_size: int):
+    """The catalog of a source the data stage knows, by name (`key` names the config block in errors)."""
+    return sources.catalog(dataset=dataset, settings=settings, key=key, image_size=image_size)
 
 
 def match_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
@@ -187,16 +114,16 @@ def build_public_pool(*, public: dict, task: ImageDataset, private_pool_indices=
     if public["dataset"] == PRIVATE_SLICE:
         indices = torch.as_tensor(np.asarray(private_pool_indices), dtype=torch.long)
         return {"images": task.images[indices], "true_labels": task.labels[indices], "source_index": indices.clone()}
-    source = load_source(dataset=public["dataset"], path=public.get("path"), key="public")
+    channels, height = task.image_shape[0], task.image_shape[1]
+    source = load_source(dataset=public["dataset"], settings=public, key="public", image_size=height)
     source_names = public.get("class_names") or source.class_names
-    if len(source_names) != source.num_classes:
-        raise ValueError(f"public.class_names: {len(source_names)} names given but the source has {source.num_classes} classes")
+    if len(source_names) != len(source.class_names):
+        raise ValueError(f"public.class_names: {len(source_names)} names given but the source has {len(source.class_names)} classes")
     size = public.get("size") or len(source.labels)
     if size > len(source.labels):
-        raise ValueError(f"public.size: {size} exceeds the {len(source.labels)} images of {source.source}")
+        raise ValueError(f"public.size: {size} exceeds the {len(source.labels)} images of {source.description}")
     chosen = torch.as_tensor(np.sort(np.random.default_rng(public.get("seed", 0)).permutation(len(source.labels))[:size]))
-    channels, height = task.image_shape[0], task.image_shape[1]
-    images = resize(match_channels(source.images[chosen], channels), height)
+    images = resize(match_channels(source.read(chosen), channels), height)
     return {"images": images, "true_labels": labels_in_task_space(source.labels[chosen], source_names, task.class_names),
             "source_index": chosen.to(torch.int64)}
 

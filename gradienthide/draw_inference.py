@@ -12,8 +12,9 @@ pool's (scaled) per-example gradients, the private part left as an unexplained r
 The estimation is a chain of steps, each usable alone:
 
 - `regress_draws` (first order): non-negative least squares (scipy's NNLS) on the pool's
-  gradients at w0, then the draws with the largest coefficients, `steps * batch` in all, at
-  most `steps` per image.
+  gradients at w0, then the draws with the largest coefficients, `steps * batch` in all, as
+  the protocol's `draws` rule allows: at most `steps` per image (independent), once each
+  (disjoint), or `batch` images each drawn `steps` times (repeated, coefficients near `steps`).
 - `label_histogram` (a label prior): the last layer's bias update is minus lr times a mean of
   (softmax - onehot) per step, so it fixes how many drawn images carry each label, up to the
   private batch's share (its labels known or recovered, its softmax taken as the pool's
@@ -21,7 +22,8 @@ The estimation is a chain of steps, each usable alone:
 - `refine_draws` (exact steps): with an estimate of the private images, the client's actual
   trajectory is simulated: gradients taken where the client took them (after the private
   steps, then after each public step) and the regression redone with one coefficient per
-  (step, image), so each step gets its own batch.
+  (step, image), so each step gets its own batch; the label prior's quotas and the `draws`
+  rule still decide which images are drawn.
 
 Per-example gradients come from torch.func (vmap of grad), a chunk of the pool at a time.
 When the pool's gradients would exceed `memory_budget_mb`, each is compressed by a seeded
@@ -49,6 +51,22 @@ class PublicSetting:
     steps: int
     batch: int
     lr: float
+    draws: str = "independent"  # how the steps' batches relate (GradientHide's `draws`)
+
+    @property
+    def per_image(self) -> int:
+        """How often a drawn image is drawn in a round: `steps` when one batch serves every
+        step, else once per distinct draw (independent draws may repeat; counted one by one)."""
+        return self.steps if self.draws == "repeated" else 1
+
+    @property
+    def distinct(self) -> int:
+        """How many draws to choose: one per drawn image with repeated batches, else all."""
+        return self.batch if self.draws == "repeated" else self.steps * self.batch
+
+    @property
+    def most_per_image(self) -> int:
+        return self.steps if self.draws == "independent" else 1
 
 
 class GradientSketch:
@@ -141,7 +159,8 @@ def counts_to_steps(counts: np.ndarray, coefficients: np.ndarray, steps: int, ba
 
 def label_histogram(*, bias_update: torch.Tensor, pool_probabilities: torch.Tensor, private_labels: torch.Tensor,
                     private_lr: float, private_steps: int, setting: PublicSetting) -> np.ndarray:
-    """Expected number of drawn images per label, from the last layer's bias update.
+    """Expected number of drawn images per label, from the last layer's bias update (with
+    repeated batches, of the one batch's images).
 
     First order, per class k: -bias_update_k = private_lr * sum_s mean_private_s(p_k - [y = k])
     + (lr / batch) * sum_drawn (p_ik - [y_i = k]); the private softmax is taken as the pool's
@@ -154,7 +173,9 @@ def label_histogram(*, bias_update: torch.Tensor, pool_probabilities: torch.Tens
     public_term = -bias_update.float().cpu() - private_term
     counts = drawn * mean_probability - (setting.batch / setting.lr) * public_term
     counts = counts.clamp(min=0)
-    # the counts sum to `drawn`: rescale, then round so that they do
+    # the counts sum to the distinct draws (a repeated batch's images count once): rescale,
+    # then round so that they do
+    drawn = setting.distinct
     counts = counts * (drawn / counts.sum().clamp_min(1e-12))
     floors = counts.floor()
     short = int(drawn - floors.sum())
@@ -167,20 +188,75 @@ def regress_draws(*, target: torch.Tensor, atoms: torch.Tensor, setting: PublicS
                   quotas: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray]:
     """First-order draws: NNLS of the sketched -upload on the pool's scaled gradients at w0.
     Returns [steps, batch] pool positions and the coefficients."""
-    coefficients = nonnegative_coefficients(atoms * (setting.lr / setting.batch), target)
-    counts = choose_draws(coefficients, total=setting.steps * setting.batch, most_per_image=setting.steps,
+    coefficients = nonnegative_coefficients(atoms * (setting.lr / setting.batch), target) / setting.per_image
+    counts = choose_draws(coefficients, total=setting.distinct, most_per_image=setting.most_per_image,
                           labels=setting.labels.cpu().numpy(), quotas=quotas)
+    if setting.draws == "repeated":
+        return repeated_batch(np.flatnonzero(counts), coefficients, setting), coefficients
     return counts_to_steps(counts, coefficients, setting.steps, setting.batch), coefficients
 
 
-def refine_draws(*, target: torch.Tensor, step_atoms: list[torch.Tensor], setting: PublicSetting) -> torch.Tensor:
+def repeated_batch(chosen: np.ndarray, scores: np.ndarray, setting: PublicSetting) -> torch.Tensor:
+    """One batch (the best-scored first) used for every step: [steps, batch]."""
+    row = chosen[np.argsort(-scores[chosen], kind="stable")][: setting.batch].tolist()
+    row += [row[-1] if row else 0] * (setting.batch - len(row))
+    return torch.tensor([row] * setting.steps, dtype=torch.long)
+
+
+def refine_draws(*, target: torch.Tensor, step_atoms: list[torch.Tensor], setting: PublicSetting,
+                 quotas: np.ndarray | None = None) -> torch.Tensor:
     """Draws per step from gradients taken where the client took them: step_atoms[s] holds the
     pool's gradients at the parameters before public step s; `target` is minus the public
     steps' change (the upload less the private steps' change). One NNLS over all (step, image)
-    pairs, then each step's `batch` best images."""
+    pairs; with `quotas` (the label prior), the images are chosen as `regress_draws` chooses
+    them from their coefficients summed over the steps, then placed in the steps where their
+    coefficients are largest. Without, each step's `batch` best images (disjoint draws: the best
+    pairs first, no image in two steps; a repeated batch: the largest summed coefficients)."""
     atoms = torch.cat(step_atoms) * (setting.lr / setting.batch)
     coefficients = nonnegative_coefficients(atoms, target).reshape(setting.steps, -1)
+    if quotas is not None:
+        total = coefficients.sum(0) / setting.per_image
+        counts = choose_draws(total, total=setting.distinct, most_per_image=setting.most_per_image,
+                              labels=setting.labels.cpu().numpy(), quotas=quotas)
+        if setting.draws == "repeated":
+            return repeated_batch(np.flatnonzero(counts), total, setting)
+        return place_in_steps(counts, coefficients, setting.batch)
+    if setting.draws == "repeated":
+        total = coefficients.sum(0)
+        return repeated_batch(np.argsort(-total, kind="stable")[: setting.batch], total, setting)
+    if setting.draws == "disjoint":
+        return disjoint_steps(coefficients, setting.batch)
     return torch.tensor(np.argsort(-coefficients, axis=1, kind="stable")[:, : setting.batch].copy(), dtype=torch.long)
+
+
+def place_in_steps(counts: np.ndarray, coefficients: np.ndarray, batch: int) -> torch.Tensor:
+    """[steps, batch] holding each image counts[i] times, in the steps with its largest
+    coefficients first ([steps, P]), never twice in one step."""
+    steps = coefficients.shape[0]
+    rows: list[list[int]] = [[] for _ in range(steps)]
+    left = counts.copy()
+    for flat in np.argsort(-coefficients, axis=None, kind="stable"):
+        step, image = divmod(int(flat), coefficients.shape[1])
+        if left[image] > 0 and len(rows[step]) < batch and image not in rows[step]:
+            rows[step].append(image)
+            left[image] -= 1
+    return torch.tensor([row + [row[-1] if row else 0] * (batch - len(row)) for row in rows], dtype=torch.long)
+
+
+def disjoint_steps(coefficients: np.ndarray, batch: int) -> torch.Tensor:
+    """[steps, batch] from per-(step, image) coefficients [steps, P], no image in two steps:
+    the largest coefficients first."""
+    steps = coefficients.shape[0]
+    rows: list[list[int]] = [[] for _ in range(steps)]
+    used: set[int] = set()
+    for flat in np.argsort(-coefficients, axis=None, kind="stable"):
+        step, image = divmod(int(flat), coefficients.shape[1])
+        if image not in used and len(rows[step]) < batch:
+            rows[step].append(image)
+            used.add(image)
+            if len(used) == steps * batch:
+                break
+    return torch.tensor(rows, dtype=torch.long)
 
 
 def draw_overlap(estimated: torch.Tensor, recorded: torch.Tensor) -> tuple[float, float]:

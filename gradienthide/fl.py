@@ -6,13 +6,17 @@ what is kept for the attacks. What a client does locally is its `ClientProtocol`
 
 Client sampling, private batches and the initial model depend only on the seed, not on the
 defense, so every defense is attacked on the same private images at the same rounds.
+
+The server's learning-rate schedule (constant, cosine or step over rounds) sets each round's
+client lr; the protocol of each attacked round is kept with that round's lr, as sent.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -42,6 +46,7 @@ class ClientUpload:
 class AttackedRound:
     round: int
     global_state: dict[str, torch.Tensor]  # the model the clients received
+    protocol: ClientProtocol  # the local protocol sent with it (this round's lr)
     uploads: list[ClientUpload] = field(default_factory=list)
 
 
@@ -52,18 +57,61 @@ class TrainingResult:
     final_state: dict[str, torch.Tensor]
 
 
+LR_SCHEDULES = ("constant", "cosine", "step")
+
+
+@dataclass(frozen=True)
+class LearningRateSchedule:
+    """The clients' learning rate per round, as a multiple of the protocol's lr.
+
+    cosine: from lr at round 1 down towards `min_lr` (PyTorch's CosineAnnealingLR with
+    T_max = rounds, one step per round); step: multiplied by `gamma` at each of `milestones`
+    (from that round on)."""
+
+    kind: str = "constant"
+    min_lr: float = 0.0
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+
+    def __post_init__(self):
+        if self.kind not in LR_SCHEDULES:
+            raise ValueError(f"training.lr_schedule: {self.kind!r} is not one of {', '.join(LR_SCHEDULES)}")
+
+    @classmethod
+    def from_config(cls, training: dict) -> "LearningRateSchedule":
+        return cls(kind=training.get("lr_schedule", "constant"), min_lr=training.get("lr_min", 0.0),
+                   milestones=tuple(training.get("lr_milestones", ())), gamma=training.get("lr_gamma", 0.1))
+
+    def lr_at(self, base_lr: float, round_number: int, rounds: int) -> float:
+        if self.kind == "cosine":
+            progress = (round_number - 1) / rounds
+            return self.min_lr + (base_lr - self.min_lr) * (1 + math.cos(math.pi * progress)) / 2
+        if self.kind == "step":
+            return base_lr * self.gamma ** sum(round_number >= m for m in self.milestones)
+        return base_lr
+
+
 @dataclass
 class RoundSettings:
-    """The server's schedule: how many rounds, how many clients each, which rounds are kept."""
+    """The server's schedule: how many rounds, how many clients each, which rounds are kept,
+    and the clients' learning rate per round."""
 
     rounds: int
     clients_per_round: int
     attack_rounds: tuple[int, ...] = ()
+    lr_schedule: LearningRateSchedule = field(default_factory=LearningRateSchedule)
 
     @classmethod
     def from_config(cls, training: dict) -> "RoundSettings":
         return cls(rounds=training["rounds"], clients_per_round=training["clients_per_round"],
-                   attack_rounds=tuple(training["attack_rounds"]))
+                   attack_rounds=tuple(training["attack_rounds"]),
+                   lr_schedule=LearningRateSchedule.from_config(training))
+
+    def protocol_at(self, protocol: ClientProtocol, round_number: int) -> ClientProtocol:
+        """The protocol the server sends at `round_number`: the base one at that round's lr."""
+        if self.lr_schedule.kind == "constant":
+            return protocol
+        return replace(protocol, lr=self.lr_schedule.lr_at(protocol.lr, round_number, self.rounds))
 
 
 class WeightedAverage:
@@ -90,6 +138,17 @@ def private_batches(num_images: int, steps: int, batch_size: int, rng: np.random
         batches.append(order[position : position + batch_size])
         position += batch_size
     return batches
+
+
+def client_batches(num_images: int, protocol: ClientProtocol, rng: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray]:
+    """A client's batch indices for one round under `protocol`, and the private images the
+    upload is computed from (in local_epochs mode each shard image once, in the order its
+    epochs take them)."""
+    if protocol.local_epochs is None:
+        batches = private_batches(num_images, protocol.local_steps, protocol.batch_size, rng)
+        return batches, np.concatenate(batches)
+    order = rng.permutation(num_images)
+    return protocol.epoch_batches(order) * protocol.local_epochs, order
 
 
 @torch.no_grad()
@@ -144,24 +203,26 @@ def run_federated(
                disable=not progress, mininterval=2.0)
     for round_number in bar:
         chosen = sampling.choice(clients, size=settings.clients_per_round, replace=False)
+        round_protocol = settings.protocol_at(protocol, round_number)
         if round_number in settings.attack_rounds:
             attacked[round_number] = AttackedRound(
-                round_number, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+                round_number, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, round_protocol)
         weighted_updates = []
         client_buffers: dict[str, list[tuple[torch.Tensor, float]]] = {}
         total_weight = sum(weights[int(c)] for c in chosen)
         for client in map(int, chosen):
             images, labels = client_data[client]
-            batch_indices = private_batches(len(labels), protocol.local_steps, protocol.batch_size, sampling)
+            batch_indices, used_indices = client_batches(len(labels), round_protocol, sampling)
             batches = [(images[i], labels[i]) for i in map(torch.as_tensor, batch_indices)]
             local_model = copy.deepcopy(model)
-            context = ClientContext(protocol, defense_generator, public_images, public_labels)
+            context = ClientContext(round_protocol, defense_generator, public_images, public_labels)
             update = defense.client_update(local_model, batches, context)
             weighted_updates.append((update, weights[client] / total_weight))
             for name, buffer in local_model.named_buffers():
                 client_buffers.setdefault(name, []).append((buffer.detach().clone(), weights[client] / total_weight))
             if round_number in attacked:
-                used = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+                used_indices = torch.as_tensor(used_indices)
+                used = images[used_indices], labels[used_indices]
                 attacked[round_number].uploads.append(
                     ClientUpload(client, {k: v.detach().cpu() for k, v in update.items()},
                                  used[0].detach().cpu(), used[1].detach().cpu(), len(used[1]),

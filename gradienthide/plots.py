@@ -485,3 +485,26 @@ def confusion_matrix(confusion: pd.DataFrame, path: str | Path, title: str) -> N
         axis.set_axis_off()
     axis.set_title(title, fontsize=9)
     _save(figure, path)
+
+
+def client_classes(histogram: pd.DataFrame, path: str | Path, title: str) -> None:
+    """The clients' private images per class (clients by row, classes by column; counts written
+    in the cells when the grid is small), with each client's total at the right."""
+    grid = histogram.pivot(index="client", columns="label", values="images").sort_index()
+    names = histogram.drop_duplicates("label").set_index("label")["class_name"]
+    clients, classes = grid.shape
+    width = min(PAGE_WIDTH * 2, max(4.0, 0.35 * classes + 2.5))
+    height = min(PAGE_WIDTH * 1.5, max(3.0, 0.3 * clients + 1.5))
+    figure, axis = plt.subplots(figsize=(width, height))
+    small = clients * classes <= 400
+    sns.heatmap(grid, annot=small, fmt="d", annot_kws={"fontsize": 6}, cmap="Blues", ax=axis,
+                cbar_kws={"label": "private images"}, xticklabels=classes <= 40, yticklabels=clients <= 60)
+    if classes <= 40:
+        axis.set_xticklabels([names[label] for label in grid.columns], rotation=90, fontsize=7)
+    if clients <= 60:
+        axis.set_yticklabels([f"{client} ({total})" for client, total in grid.sum(axis=1).items()], rotation=0,
+                             fontsize=7)
+    axis.set_xlabel(f"class ({classes})", fontsize=8)
+    axis.set_ylabel(f"client (its images), {clients} clients", fontsize=8)
+    axis.set_title(title, fontsize=9)
+    _save(figure, path)

@@ -13,11 +13,21 @@ FedProx (Li et al., 2020) adds mu/2 * ||w - w_global||^2 to every local objectiv
 gradient mu * (w - w_global) joins each step's gradient after the defense's gradient edits.
 The anchor w_global is the model the client received, for every local step it takes
 (GradientHide's public steps included).
+
+How much local work: `local_steps` batches of `batch_size` (drawn from a shuffled shard), or
+`local_epochs` passes over the whole shard. An epoch's batches are the shard, shuffled once
+per round, cut into batches of `batch_size` (the last may be smaller); every epoch takes the
+same batches, so an upload is a function of the shard's images in one order, and the
+attacker's replay of a dummy batch (whose order is free) is exact.
+
+The server may change the learning rate from round to round (gradienthide.fl's schedule);
+the protocol it sends with a round's global model carries that round's `lr`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -34,13 +44,17 @@ def cross_entropy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) 
 
 @dataclass(frozen=True)
 class ClientProtocol:
-    local_steps: int
+    local_steps: int | None  # None when local_epochs decides
     batch_size: int
     lr: float
     algorithm: str = "fedavg"
     mu: float = 0.0  # FedProx's proximal weight
+    local_epochs: int | None = None  # passes over the whole shard (instead of local_steps)
 
     def __post_init__(self):
+        if (self.local_steps is None) == (self.local_epochs is None):
+            raise ValueError(f"training: exactly one of local_steps ({self.local_steps}) and local_epochs "
+                             f"({self.local_epochs}) decides a client's local work; set the other to None")
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"training.algorithm: {self.algorithm!r} is not one of {', '.join(ALGORITHMS)}")
         if self.algorithm == "fedavg" and self.mu:
@@ -48,11 +62,16 @@ class ClientProtocol:
 
     @classmethod
     def from_config(cls, training: dict) -> "ClientProtocol":
-        return cls(local_steps=training["local_steps"], batch_size=training["batch_size"], lr=training["lr"],
-                   algorithm=training.get("algorithm", "fedavg"), mu=training.get("mu", 0.0))
+        epochs = training.get("local_epochs")
+        return cls(local_steps=None if epochs else training.get("local_steps", 1), batch_size=training["batch_size"],
+                   lr=training["lr"], algorithm=training.get("algorithm", "fedavg"), mu=training.get("mu", 0.0),
+                   local_epochs=epochs)
 
     def to_metadata(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        fields = asdict(self)
+        if fields["local_epochs"] is None:  # unchanged metadata for step-based protocols
+            del fields["local_epochs"]
+        return json.dumps(fields, sort_keys=True)
 
     @classmethod
     def from_metadata(cls, value: str | dict) -> "ClientProtocol":
@@ -61,6 +80,17 @@ class ClientProtocol:
     @property
     def proximal(self) -> bool:
         return self.algorithm == "fedprox" and self.mu > 0
+
+    def steps_for(self, num_samples: int) -> int:
+        """Local SGD steps behind an upload of `num_samples` private images."""
+        if self.local_epochs is None:
+            return self.local_steps
+        return self.local_epochs * math.ceil(num_samples / self.batch_size)
+
+    def epoch_batches(self, order):
+        """One epoch's batches: `order` (the shard, shuffled once per round) cut into batches
+        of batch_size; `order` may be index arrays or tensors."""
+        return [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
 
     # --- the client's face ------------------------------------------------------------------
 
@@ -101,15 +131,22 @@ class ClientProtocol:
         return current
 
     def split(self, images: torch.Tensor, labels: torch.Tensor, steps: int | None = None):
-        """A dummy batch of all local samples cut into the protocol's local batches."""
-        steps = self.local_steps if steps is None else steps
+        """A dummy batch of all local samples cut into the protocol's local batches (`steps` 1:
+        the whole batch at once). Under local_epochs the dummy batch is the shard, and its
+        batches are taken once per epoch."""
+        steps = self.steps_for(len(labels)) if steps is None else steps
+        if self.local_epochs is not None and steps != 1:
+            if steps != self.steps_for(len(labels)):
+                raise ValueError(f"{len(labels)} samples in batches of {self.batch_size} for {self.local_epochs} "
+                                 f"local epochs make {self.steps_for(len(labels))} steps, not {steps}")
+            return list(zip(self.epoch_batches(images), self.epoch_batches(labels))) * self.local_epochs
         return list(zip(images.chunk(steps), labels.chunk(steps)))
 
     def descent(self, task_loss, params, images, labels, steps: int | None = None) -> dict[str, torch.Tensor]:
         """What an upload made from (images, labels) reads as a gradient: minus the update over
         the local lr. One step from the received model is exactly the gradient (the proximal
         term is zero there), computed directly."""
-        steps = self.local_steps if steps is None else steps
+        steps = self.steps_for(len(labels)) if steps is None else steps
         if steps == 1:
             return grad(task_loss)(params, images, labels)
         final = self.replay(task_loss, params, self.split(images, labels, steps), anchor=params)

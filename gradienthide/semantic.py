@@ -10,6 +10,8 @@ chooses (auto | clip | no_defense) and every row records the one used.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from gradienthide import clip_labels
@@ -19,6 +21,9 @@ NO_DEFENSE_RUN = "none"
 
 
 def clip_weights_present(clip_config: dict) -> bool:
+    cache_dir = Path(clip_config["cache_dir"]).expanduser()
+    if not Path(clip_config["pretrained"]).expanduser().is_file() and not cache_dir.is_dir():
+        return False  # every place the weights could be is under cache_dir: no need to import open_clip
     try:
         clip_labels.resolve_checkpoint(clip_config["model"], clip_config["pretrained"], clip_config["cache_dir"])
     except (clip_labels.ClipWeightsMissing, ValueError):

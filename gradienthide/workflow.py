@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
+import random
 import sys
 
+import numpy as np
 import torch
+
+from gradienthide import manifest
 
 
 def pick_device(name: str) -> torch.device:
@@ -40,7 +45,14 @@ def start_job(snakemake) -> torch.device:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     torch.set_num_threads(max(1, int(snakemake.threads)))
+    # deterministic kernels (CUDA's cuBLAS needs a fixed workspace for that), and every global
+    # generator seeded; stages that draw at random seed their own generators as well
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
+    seed = int(snakemake.config.get("seed", 0))
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
     device = pick_device(snakemake.config.get("device", "auto"))
     logging.getLogger("gradienthide").info("rule %s on %s with %d thread(s); wildcards %s",
                                            snakemake.rule, device, snakemake.threads, dict(snakemake.wildcards))
@@ -72,9 +84,14 @@ def stage_arguments(snakemake, stage) -> dict:
 
 
 def run_stage(snakemake, stage) -> None:
-    """The whole of a workflow script: start the job and call its stage by keyword."""
+    """The whole of a workflow script: start the job, check its inputs against the run
+    manifest, call its stage by keyword, and record the sha256 of each output it wrote."""
     device = start_job(snakemake)
+    out_dir = snakemake.config["output_dir"]
+    inputs = manifest.check_inputs(out_dir=out_dir, inputs=list(snakemake.input))
     arguments = stage_arguments(snakemake, stage)
     if "device" in inspect.signature(stage).parameters:
         arguments["device"] = device
     stage(**arguments)
+    manifest.record_outputs(out_dir=out_dir, outputs=list(snakemake.output), rule=snakemake.rule,
+                            wildcards=dict(snakemake.wildcards), inputs=inputs)

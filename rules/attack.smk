@@ -40,6 +40,8 @@ rule evaluate:
         # the semantic reference: the no-defense run's final model, or CLIP with the class names
         reference_model=SEMANTIC_REFERENCE_MODEL,
         dataset=DATASET if METRICS["semantic_reference"] == "clip" else [],
+        clip_files=CLIP_FILES if METRICS["semantic_reference"] == "clip" else [],
+        lpips_backbone=LPIPS_BACKBONE,
         # the recorded draws score an attack that estimates them (evaluation only, never the attack job)
         public_draws=lambda wc: (round_file("public_draws", wc.defense, wc.round)
                                  if attack_is_given("infers_public_draws", wc.attack, wc.defense) else []),

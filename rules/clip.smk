@@ -17,6 +17,7 @@ rule embed_public:
     """CLIP image embeddings of the public pool, cached per model + pretrained tag + images."""
     input:
         pool_source=PUBLIC_SOURCE,
+        clip_files=CLIP_FILES,
     output:
         embeddings=PUBLIC_EMBEDDINGS,
     params:
@@ -37,6 +38,7 @@ rule label_public:
     input:
         pool_source=PUBLIC_SOURCE,
         embeddings=PUBLIC_EMBEDDINGS if USES_CLIP else [],
+        clip_files=CLIP_FILES if USES_CLIP else [],
     output:
         pool_labels=POOL_LABELS,
     params:

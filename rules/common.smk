@@ -2,7 +2,7 @@
 
 import sys
 
-from gradienthide import dumps, perceptual
+from gradienthide import dumps, manifest, perceptual
 
 DATASET = f"{OUT}/data/dataset.safetensors"
 SPLITS = f"{OUT}/data/splits.parquet"
@@ -15,6 +15,42 @@ if config["metrics"]["lpips"] == "auto" and not METRICS["lpips"]:
 SEMANTIC_REFERENCE_MODEL = (f"{dumps.train_dir(OUT, 'none')}/final_model.safetensors"
                             if METRICS["semantic_reference"] == "no_defense" else [])
 USES_PUBLIC_POOL = any(gh_config.uses_public_pool(run) for run in RUNS.values())
+
+# Files outside the output directory that results depend on are inputs of the jobs that read
+# them, so replacing one reruns those jobs and what follows (Snakemake compares modification
+# times: no file is hashed when the workflow is parsed; each job records their sha256 in the
+# run manifest). A dataset directory is fingerprinted (names, sizes, times) into a parameter,
+# since a directory's own time does not change when a file inside it is replaced.
+DATA_FILE = os.path.expanduser(config["data"]["path"]) if config["data"]["dataset"] == "npz" else []
+
+
+def _root_params(section):
+    """{<section>_root_fingerprint: ...} for a dataset directory (data.root, public.root); none
+    when torchvision downloads into it (it checks its files' md5 itself, and a fingerprint taken
+    before the download would rerun everything after it)."""
+    settings = config[section]
+    root = os.path.expanduser(settings["root"]) if settings.get("root") else None
+    if not root or settings.get("download") or not os.path.isdir(root):
+        return {}
+    return {f"{section}_root_fingerprint": manifest.directory_fingerprint(root)}
+
+
+DATA_ROOT_PARAMS = _root_params("data")
+PUBLIC_ROOT_PARAMS = _root_params("public")
+LPIPS_BACKBONE = str(perceptual.backbone_path(config["metrics"]["lpips_cache_dir"])) if METRICS["lpips"] else []
+
+
+def _clip_files():
+    clip = config["labels"]["clip"]
+    if not ((config["labels"]["labeler"] == "clip" and USES_PUBLIC_POOL) or METRICS["semantic_reference"] == "clip"):
+        return []
+    from gradienthide.clip_labels import resolve_checkpoint
+
+    files = [resolve_checkpoint(clip["model"], clip["pretrained"], clip["cache_dir"])[0]]
+    return files + ([os.path.expanduser(clip["model_config"])] if clip.get("model_config") else [])
+
+
+CLIP_FILES = _clip_files()
 
 
 def attack_is_given(need, attack, run_id):

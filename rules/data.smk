@@ -1,11 +1,19 @@
+CLIENT_CLASSES = f"{OUT}/data/client_classes.parquet"
+
+
 rule prepare_data:
-    """Load the private dataset, resize it, and split it into test set, public pool and clients."""
+    """Load the private dataset, resize it, and split it into test set, public pool and clients
+    (iid or Dirichlet label skew); record the clients' class histogram and channel statistics."""
+    input:
+        data_file=DATA_FILE,
     output:
         dataset=DATASET,
         splits=SPLITS,
+        client_classes=CLIENT_CLASSES,
     params:
         data=config["data"],
         seed=config["seed"],
+        **DATA_ROOT_PARAMS,
     log:
         f"{OUT}/logs/prepare_data.log",
     benchmark:
@@ -27,11 +35,12 @@ rule prepare_public:
     input:
         dataset=DATASET,
         splits=SPLITS if PUBLIC_IS_PRIVATE_SLICE else [],
-        source_file=config["public"]["path"] if config["public"]["dataset"] == "npz" else [],
+        source_file=os.path.expanduser(config["public"]["path"]) if config["public"]["dataset"] == "npz" else [],
     output:
         pool_source=PUBLIC_SOURCE,
     params:
         public=config["public"],
+        **PUBLIC_ROOT_PARAMS,
     log:
         f"{OUT}/logs/prepare_public.log",
     benchmark:

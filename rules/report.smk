@@ -102,3 +102,24 @@ rule gradienthide_settings:
         "../envs/gradienthide.yaml"
     script:
         "../workflow_scripts/gradienthide_settings.py"
+
+
+rule client_classes_figure:
+    """The clients' class histogram as a heatmap (clients by classes)."""
+    input:
+        client_classes=CLIENT_CLASSES,
+    output:
+        client_classes_figure=report(f"{OUT}/report/client_classes.png", caption="../report/client_classes.rst",
+                                     category="Data"),
+    params:
+        partition=config["data"]["partition"],
+        dirichlet_alpha=config["data"]["dirichlet_alpha"],
+    log:
+        f"{OUT}/logs/client_classes_figure.log",
+    benchmark:
+        f"{OUT}/benchmarks/client_classes_figure.tsv"
+    threads: 1
+    conda:
+        "../envs/gradienthide.yaml"
+    script:
+        "../workflow_scripts/client_classes.py"

@@ -15,6 +15,7 @@ rule train:
         defense_params=lambda wc: RUNS[wc.defense].params,
         model_config=config["model"],
         training=config["training"],
+        data_partition=config["data"]["partition"],
         seed=config["seed"],
         round_dirs=lambda wc: {r: dumps.round_dir(OUT, wc.defense, r) for r in ATTACK_ROUNDS},
     log:

@@ -20,7 +20,11 @@ FAMILY_ORDER = ("none", "gradienthide", "dp", "pruning", "soteria", "precode", "
 
 
 def defense_table(summary: pd.DataFrame, attacks: list[str]) -> str:
-    header = ["defense", "accuracy (last 10% of rounds)"] + [f"PSNR / SSIM under {a}" for a in attacks]
+    """One column per attack, or per attack and round when several rounds were attacked."""
+    rounds = sorted(summary["round"].unique())
+    columns = [(a, r) for a in attacks for r in rounds]
+    header = ["defense", "accuracy (last 10% of rounds)"] + [
+        f"PSNR / SSIM under {a}" + (f" (round {r})" if len(rounds) > 1 else "") for a, r in columns]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     families = list(dict.fromkeys([*FAMILY_ORDER, *summary["defense_name"]]))
     order = [run for family in families for run in report.run_order(summary[summary["defense_name"] == family])]
@@ -28,8 +32,8 @@ def defense_table(summary: pd.DataFrame, attacks: list[str]) -> str:
         rows = summary[summary["defense"] == run]
         first = rows.iloc[0]
         cells = [run, f"{first[report.UTILITY_MEAN]:.3f} ± {first[report.UTILITY_STD]:.3f}"]
-        for attack in attacks:
-            hit = rows[rows["attack"] == attack]
+        for attack, round_number in columns:
+            hit = rows[(rows["attack"] == attack) & (rows["round"] == round_number)]
             if hit.empty:
                 cells.append("")
                 continue

@@ -13,3 +13,4 @@ fi
 echo "setup: installing gradienthide and its dependencies (torch is large the first time)"
 .venv/bin/python -m pip install --quiet --progress-bar off -e '.[test]'
 .venv/bin/python -c 'import torch, torchvision, open_clip, snakemake; print(f"setup: ok (torch {torch.__version__}, CUDA available: {torch.cuda.is_available()})")'
+bash scripts/install-profile.sh

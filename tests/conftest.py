@@ -123,3 +123,21 @@ def finished_run(tmp_path_factory, repo):
     config_file = write_config(workdir / "config.yaml", config)
     run_snakemake(repo, workdir, config_file)
     return workdir, config_file, config
+
+
+# --- run manifest, archive and resumption tests ---
+
+def copy_run(workdir: Path, destination: Path) -> Path:
+    """A copy of a finished run's directory, modification times kept, for tests that change it."""
+    shutil.copytree(workdir, destination, symlinks=True, ignore=shutil.ignore_patterns("locks"))
+    return destination
+
+
+def result_digests(results: Path, skip: tuple[str, ...] = ("logs", "benchmarks", "archive")) -> dict[str, str]:
+    """sha256 of every file under `results` by relative path, except the top-level folders in `skip`."""
+    import hashlib
+
+    return {path.relative_to(results).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(results.rglob("*"))
+            if path.is_file() and path.relative_to(results).parts[0] not in skip
+            and not (path.name.startswith(".") and path.name.endswith(".tmp"))}  # a killed writer's leftover

@@ -1,5 +1,6 @@
 """The SLURM profile against a real cluster (start one with scripts/slurm-local-cluster.sh)."""
 
+import os
 import shutil
 import subprocess
 import time
@@ -7,7 +8,7 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import snakemake_executable, write_config
+from conftest import result_digests, snakemake_executable, write_config
 
 
 def _cluster_answers() -> bool:
@@ -34,17 +35,21 @@ LOCAL_CLUSTER_FLAGS = [
 ]
 
 
-def test_pipeline_runs_through_the_slurm_profile(tmp_path, repo, tiny_config):
-    tiny_config["defenses"] = {"none": {}, "gradienthide": tiny_config["defenses"]["gradienthide"]}
-    tiny_config["attacks"] = {"ig": tiny_config["attacks"]["ig"]}
-    tiny_config["metrics"]["lpips"] = False
-    tiny_config["attack"]["shard_size"] = 3
-    config_file = write_config(tmp_path / "config.yaml", tiny_config)
+def test_pipeline_runs_through_the_slurm_profile(tmp_path, repo, finished_run):
+    """The README's literal `--profile slurm` after setup's profile link (in a fresh user
+    config directory), on the tiny config's none and gradienthide branches under IG; every
+    dump, reconstruction and per-shard metric equals the local run's bytes."""
+    reference, _, config = finished_run
+    config = {**config, "defenses": {"none": {}, "gradienthide": config["defenses"]["gradienthide"]},
+              "attacks": {"ig": config["attacks"]["ig"]}}
+    config_file = write_config(tmp_path / "config.yaml", config)
+    environment = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "user-config")}
+    subprocess.run(["bash", str(repo / "scripts" / "install-profile.sh")], env=environment, check=True)
     started = time.monotonic()
     result = subprocess.run(
         [snakemake_executable(), "--snakefile", str(repo / "Snakefile"), "--directory", str(tmp_path),
-         "--configfile", str(config_file), "--profile", str(repo / "profiles" / "slurm"), *LOCAL_CLUSTER_FLAGS],
-        capture_output=True, text=True, timeout=900,
+         "--configfile", str(config_file), "--cores", "all", "--profile", "slurm", *LOCAL_CLUSTER_FLAGS],
+        capture_output=True, text=True, timeout=900, env=environment,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
@@ -59,4 +64,8 @@ def test_pipeline_runs_through_the_slurm_profile(tmp_path, repo, tiny_config):
             "rule_aggregate", "rule_figures"} <= rules, output[-3000:]
     assert all(log.stem.isdigit() for log in logs)
     assert len([log for log in logs if "rule_train" in log.parts]) == 2  # one SLURM job per defense
+    mine, local = result_digests(tmp_path / "results"), result_digests(reference / "results")
+    shared = [name for name in mine if not name.startswith(("report/", "manifest/report/"))]
+    assert any(name.startswith("attack/gradienthide/ig/") for name in shared)
+    assert [name for name in shared if mine[name] != local.get(name)] == []
     print(f"SLURM pipeline took {time.monotonic() - started:.0f} s")

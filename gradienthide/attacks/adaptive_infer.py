@@ -7,8 +7,9 @@ per-example gradients at the global model (`nnls`), with the drawn labels' histo
 the last layer's bias update as a prior (`nnls_labels`), and, for `refined`, rounds that
 estimate the private images with the current draws (a short `adaptive_oracle` inversion),
 replay the client's exact trajectory from them and redo the regression with gradients taken
-where the client took them. Then it inverts exactly as `adaptive_oracle` does with the
-estimated draws. No paper reports this attack.
+where the client took them. Every step keeps to the defense's published `draws` rule
+(independent batches, disjoint ones, or one batch repeated). Then it inverts exactly as
+`adaptive_oracle` does with the estimated draws. No paper reports this attack.
 
 The estimated draws are kept with the reconstructions; evaluation scores them against the
 recorded draws, which the attack job never reads. Per-example gradients need a model without
@@ -48,14 +49,16 @@ class AdaptiveInferAttack(AdaptiveOracleAttack):
             raise ValueError(f"attacks.{self.name}.estimation: {self.estimation!r} is not one of {', '.join(ESTIMATIONS)}")
         self.estimated_draws: list[torch.Tensor] = []
         self.seed = 0
+        self.draws_rule = "independent"  # the defense's published `draws` rule, set by prepare
 
     def prepare(self, *, defense, public_pool=None, public_draws=None, seed=0):
         if public_draws is not None:
             raise ValueError(f"attacks.{self.name}: must not be given the clients' public draws; it infers them")
         super(AdaptiveOracleAttack, self).prepare(defense=defense, public_pool=public_pool, seed=seed)
         self.seed = seed
-        self.batch = None if self.knowledge is None else min(defense.public_steps_spec().batch_size,
-                                                             len(self.knowledge.labels))
+        spec = defense.public_steps_spec()
+        self.batch = None if self.knowledge is None else min(spec.batch_size, len(self.knowledge.labels))
+        self.draws_rule = "independent" if spec is None else spec.draws
 
     def findings(self) -> dict:
         return {"estimated_draws": [draws.tolist() for draws in self.estimated_draws]}
@@ -67,7 +70,7 @@ class AdaptiveInferAttack(AdaptiveOracleAttack):
             raise ValueError(f"attacks.{self.name}: draw inference needs per-example gradients; "
                              "a BatchNorm model (model.norm: batch) couples a batch's images")
         setting = draw_inference.PublicSetting(self.knowledge.images.to(net.device), self.knowledge.labels.to(net.device),
-                                               self.knowledge.steps, self.batch, self.knowledge.lr)
+                                               self.knowledge.steps, self.batch, self.knowledge.lr, self.draws_rule)
         sketch = draw_inference.GradientSketch(net.params, rows=len(setting.labels) * setting.steps + 1,
                                                memory_budget_mb=self.memory_budget_mb, seed=self.seed)
         at_global = draw_inference.pool_gradients(net.task_loss, net.params, setting.images, setting.labels, sketch,
@@ -88,16 +91,16 @@ class AdaptiveInferAttack(AdaptiveOracleAttack):
                 quotas = draw_inference.label_histogram(
                     bias_update=target.update[bias_name], pool_probabilities=probabilities,
                     private_labels=private_labels, private_lr=target.protocol.lr,
-                    private_steps=target.protocol.local_steps, setting=setting)
+                    private_steps=target.protocol.steps_for(target.num_samples), setting=setting)
             draws, _ = draw_inference.regress_draws(target=minus_upload, atoms=at_global, setting=setting, quotas=quotas)
             if self.estimation == "refined":
                 for _ in range(self.refine_rounds):
-                    draws = self._refine(net, target, draws, setting, sketch)
+                    draws = self._refine(net, target, draws, setting, sketch, quotas)
             self.estimated_draws.append(draws)
         self.public_draws = self.estimated_draws
         return super().prepare_targets(net, targets)
 
-    def _refine(self, net, target, draws, setting, sketch):
+    def _refine(self, net, target, draws, setting, sketch, quotas):
         """Re-estimate the draws along the client's simulated trajectory."""
         images = self._estimate_private_images(net, target, draws)
         labels = self.target_labels(net.module, target).to(net.device)
@@ -115,7 +118,7 @@ class AdaptiveInferAttack(AdaptiveOracleAttack):
         public_change = {name: (target.update[name].to(net.device) - (after_private[name] - params[name])).unsqueeze(0)
                          for name in params}
         minus_public = sketch({name: -value for name, value in public_change.items()})[0]
-        return draw_inference.refine_draws(target=minus_public, step_atoms=step_atoms, setting=setting)
+        return draw_inference.refine_draws(target=minus_public, step_atoms=step_atoms, setting=setting, quotas=quotas)
 
     def _estimate_private_images(self, net, target, draws) -> torch.Tensor:
         """A short adaptive_oracle inversion with the current draws."""

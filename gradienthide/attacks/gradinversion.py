@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.func import grad
 
 from gradienthide.attacks.base import total_variation
 from gradienthide.attacks.dlg import euclidean_distance, euclidean_rows
@@ -76,17 +77,25 @@ class BatchNormInputs:
         if self.active:
             self.captured.append(inputs[0])
 
-    def statistics_gap(self, net, images: torch.Tensor) -> torch.Tensor:
+    def statistics_gap(self, net, images: torch.Tensor, captured: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Sum over layers of the distances of the batch's channel means and variances to the
-        running ones."""
-        self.captured.clear()
-        self.active = True
-        net.logits(net.params, images)
-        self.active = False
+        running ones; `captured`: the layers' inputs from a forward pass already made."""
+        if captured is None:
+            captured = self.forward_inputs(net.logits, net.params, images)[1]
         loss = 0.0
-        for features, (mean, var) in zip(self.captured, self.running):
+        for features, (mean, var) in zip(captured, self.running):
             loss = loss + (features.mean((0, 2, 3)) - mean).norm() + (features.var((0, 2, 3), unbiased=False) - var).norm()
         return loss
+
+    def forward_inputs(self, function, *args):
+        """`function(*args)` and the BatchNorm layers' inputs in that forward pass."""
+        self.captured.clear()
+        self.active = True
+        try:
+            value = function(*args)
+        finally:
+            self.active = False
+        return value, list(self.captured)
 
 
 @dataclass
@@ -126,7 +135,13 @@ class GradInversion(GradientMatchingAttack):
             rows["group_mean"] = grouped.mean(1, keepdim=True).expand_as(grouped).reshape(x.shape)
 
     def objective(self, problem, x, y, row):
-        fidelity = euclidean_distance(self.simulated_descent(problem, x, y, {}), row, problem.net.params)
-        return (fidelity + self.bn_weight * self._batchnorm.statistics_gap(problem.net, x)
+        if problem.steps == 1:
+            # one forward pass serves both the gradient and the BatchNorm prior (same model, same batch)
+            g, captured = grad(lambda params: self._batchnorm.forward_inputs(problem.net.task_loss, params, x, y),
+                               has_aux=True)(problem.net.params)
+        else:
+            g, captured = self.simulated_descent(problem, x, y, {}), None
+        fidelity = euclidean_distance(g, row, problem.net.params)
+        return (fidelity + self.bn_weight * self._batchnorm.statistics_gap(problem.net, x, captured)
                 + self.tv_weight * total_variation(x) + self.l2_weight * x.pow(2).sum()
                 + self.group_weight * (x - row["group_mean"]).pow(2).mean())

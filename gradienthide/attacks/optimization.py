@@ -32,6 +32,8 @@ from tqdm import tqdm
 from gradienthide.attacks.base import Attack, AttackTarget, classifier_bias_name
 from gradienthide.protocol import ClientProtocol
 
+PROGRESS_EVERY = 50  # iterations between the progress bar's objective readings
+
 
 class FunctionalModel:
     """The attacked model as functions of its parameters (buffers fixed), for torch.func."""
@@ -84,9 +86,53 @@ def group_targets(targets: list[AttackTarget], simulate_local_steps: bool) -> di
     for i, target in enumerate(targets):
         if target.protocol is None:
             raise ValueError(f"target {i}: the clients' protocol is not known (AttackTarget.protocol)")
-        steps = target.protocol.local_steps if simulate_local_steps else 1
+        steps = target.protocol.steps_for(target.num_samples) if simulate_local_steps else 1
         groups.setdefault((target.num_samples, target.protocol, steps), []).append(i)
     return dict(sorted(groups.items(), key=lambda item: (item[0][0], item[0][2], item[0][1].lr)))
+
+
+def over_rows(function, rows: int):
+    """`function` of one row applied to every row (leading dimension) of its tensor arguments.
+    vmap for several rows; one row is a direct call (vmap's batching costs more than it saves
+    there). randomness="different": a stochastic layer (PRECODE) draws fresh noise per row."""
+    if rows > 1:
+        return vmap(function, randomness="different")
+
+    def single(*args):
+        return _tensors(lambda t: t.unsqueeze(0), function(*_tensors(lambda t: t[0], args)))
+
+    return single
+
+
+def grad_and_value_over_rows(function, rows: int, argnums: int | tuple[int, ...] = 0):
+    """torch.func.grad_and_value(function, argnums) over rows (as `over_rows`). One row takes
+    the outer gradient with plain autograd, which costs less than the grad transform there."""
+    if rows > 1:
+        return over_rows(grad_and_value(function, argnums=argnums), rows)
+    positions = (argnums,) if isinstance(argnums, int) else argnums
+
+    def single(*args):
+        args = list(_tensors(lambda t: t[0], args))
+        for i in positions:
+            args[i] = args[i].detach().requires_grad_(True)
+        with torch.enable_grad():
+            value = function(*args)
+            grads = torch.autograd.grad(value, [args[i] for i in positions])
+        grads = grads[0] if isinstance(argnums, int) else tuple(grads)
+        return _tensors(lambda t: t.detach().unsqueeze(0), (grads, value))
+
+    return single
+
+
+def _tensors(change, value):
+    """`value` (tensors in dicts, tuples and lists) with `change` applied to every tensor."""
+    if isinstance(value, torch.Tensor):
+        return change(value)
+    if isinstance(value, dict):
+        return {key: _tensors(change, item) for key, item in value.items()}
+    if isinstance(value, (tuple, list)):
+        return type(value)(_tensors(change, item) for item in value)
+    return value
 
 
 def stack_rows(per_target: list[dict], problem: MatchingProblem) -> dict:
@@ -186,8 +232,7 @@ class GradientMatchingAttack(Attack):
         rows = self.target_rows(problem)
         batch_labels = problem.per_row(labels)
         objective = self._row_objective(problem)
-        # randomness: a defense's stochastic layer (PRECODE) draws fresh noise per batch row
-        objective_and_grad = vmap(grad_and_value(objective), randomness="different")
+        objective_and_grad = grad_and_value_over_rows(objective, problem.rows)
         x = self.initial_images(problem, generator).requires_grad_(True)
         optimiser = torch.optim.Adam([x], lr=self.lr)
         milestones = [int(self.iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)]
@@ -203,13 +248,14 @@ class GradientMatchingAttack(Attack):
                 schedule.step()
                 with torch.no_grad():
                     x.clamp_(0, 1)
-                bar.set_postfix(objective=f"{values.mean().item():.4f}", refresh=False)
+                if progress and iteration % PROGRESS_EVERY == 0:  # .item() waits for the device
+                    bar.set_postfix(objective=f"{values.mean().item():.4f}", refresh=False)
             images = x.detach().view(problem.count, self.restarts, *problem.batch_shape)
             if self.fusion == "mean":
                 fused = list(images.mean(1))
             else:
                 with torch.no_grad():
-                    final = vmap(objective, randomness="different")(x.detach(), batch_labels, rows)
+                    final = over_rows(objective, problem.rows)(x.detach(), batch_labels, rows)
                 best = final.view(problem.count, self.restarts).argmin(1)
                 fused = [images[i, best[i]] for i in range(problem.count)]
         return fused, labels
@@ -233,7 +279,7 @@ class GradientMatchingAttack(Attack):
         else:
             y = problem.per_row(labels)
             variables, argnums, row_objective = [x], (0,), objective
-        batched = vmap(grad_and_value(row_objective, argnums=argnums), randomness="different")
+        batched = grad_and_value_over_rows(row_objective, problem.rows, argnums)
         best_value = torch.full((problem.rows,), float("inf"), device=problem.net.device)
         best_x, best_y = x.detach().clone(), y.detach().clone()
         diverged = False
@@ -258,7 +304,8 @@ class GradientMatchingAttack(Attack):
         with self.objective_context(problem):
             for _ in bar:
                 optimiser.step(closure)
-                bar.set_postfix(distance=f"{best_value.mean().item():.4g}", refresh=False)
+                if progress:
+                    bar.set_postfix(distance=f"{best_value.mean().item():.4g}", refresh=False)
                 if diverged:
                     break
         # per target, the restart whose best iterate came closest

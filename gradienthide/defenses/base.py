@@ -31,6 +31,7 @@ class PublicSteps:
     lr: float
     pool_size: int | None = None  # the clients draw from the first pool_size pool images (None: all)
     augment: str = "none"  # how the clients perturb each drawn image (randomly, unknown to the server)
+    draws: str = "independent"  # how the steps' batches relate: independent | disjoint | repeated
 
 
 @dataclass

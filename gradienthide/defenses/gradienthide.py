@@ -27,10 +27,26 @@ class GradientHide(Defense):
     # Knobs against an attacker who infers the draws (attacks/adaptive_infer.py):
     pool_size: int | None = None  # draw from the first pool_size pool images only (None: all)
     augment: str = "none"  # "flip_shift": each drawn image randomly flipped and shifted, so it is no exact pool atom
+    # how the steps' batches relate: "independent" (each step its own random batch, repeats
+    # across steps possible), "disjoint" (no pool image twice in a round), "repeated" (one
+    # batch for every step)
+    draws: str = "independent"
 
     def __post_init__(self):
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"defenses.gradienthide.augment: {self.augment!r} is not one of {', '.join(AUGMENTATIONS)}")
+        if self.draws not in DRAWS:
+            raise ValueError(f"defenses.gradienthide.draws: {self.draws!r} is not one of {', '.join(DRAWS)}")
+        if self.pool_size is not None:
+            self.check_pool(self.pool_size)
+
+    def check_pool(self, pool_size: int) -> None:
+        """Disjoint draws need steps x batch distinct pool images."""
+        needed = self.public_steps * min(self.public_batch_size, pool_size)
+        if self.draws == "disjoint" and needed > pool_size:
+            raise ValueError(f"defenses.gradienthide.draws: disjoint needs public_steps x public_batch_size = {needed} "
+                             f"distinct pool images, but the clients draw from {pool_size}; lower either, "
+                             "raise pool_size, or use draws: independent")
 
     def local_update(self, model, private_batches, context: ClientContext):
         if context.public_images is None or context.public_labels is None:
@@ -40,14 +56,24 @@ class GradientHide(Defense):
 
     def public_steps_spec(self) -> PublicSteps:
         return PublicSteps(steps=self.public_steps, batch_size=self.public_batch_size, lr=self.public_lr,
-                           pool_size=self.pool_size, augment=self.augment)
+                           pool_size=self.pool_size, augment=self.augment, draws=self.draws)
 
     def public_batches(self, context: ClientContext):
         pool_size = len(context.public_images) if self.pool_size is None else min(self.pool_size, len(context.public_images))
         batch_size = min(self.public_batch_size, pool_size)
+        self.check_pool(pool_size)
+        if self.draws == "disjoint":
+            rows = torch.randperm(pool_size, generator=context.generator)[: self.public_steps * batch_size]
+            rows = list(rows.view(self.public_steps, batch_size))
+        elif self.draws == "repeated":
+            rows = [torch.randperm(pool_size, generator=context.generator)[:batch_size]] * self.public_steps
+        else:  # independent; drawn step by step, as before this knob existed
+            rows = [None] * self.public_steps
         batches = []
-        for _ in range(self.public_steps):
-            chosen = torch.randperm(pool_size, generator=context.generator)[:batch_size]
+        for chosen in rows:
+            if chosen is None:
+                chosen = torch.randperm(pool_size, generator=context.generator)[:batch_size]
+            chosen = chosen.clone()
             context.public_draws.append(chosen)
             chosen = chosen.to(context.public_images.device)
             images = context.public_images[chosen]
@@ -58,6 +84,7 @@ class GradientHide(Defense):
 
 
 AUGMENTATIONS = ("none", "flip_shift")
+DRAWS = ("independent", "disjoint", "repeated")
 
 
 def flip_and_shift(images: torch.Tensor, generator: torch.Generator, most: int = 2) -> torch.Tensor:

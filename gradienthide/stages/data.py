@@ -4,19 +4,32 @@ from __future__ import annotations
 
 import logging
 
-from gradienthide import artifacts, data as datasets, partition
+import torch
+
+from gradienthide import artifacts, partition
+from gradienthide import data as datasets
 
 log = logging.getLogger(__name__)
 
 
-def prepare_data(*, data: dict, seed: int, dataset, splits) -> None:
+def prepare_data(*, data: dict, seed: int, dataset, splits, client_classes) -> None:
+    """The prepared dataset (uint8 images; metadata: class names, source parts, the clients'
+    per-channel statistics), the split table and the clients' class histogram."""
     prepared = datasets.build_dataset(data)
     table = partition.split_dataset(len(prepared.labels), data["test_size"], data["public_pool_size"],
-                                    data["num_clients"], seed, data.get("partition", "iid"))
+                                    data["num_clients"], seed, data.get("partition", "iid"),
+                                    labels=prepared.labels.numpy(), dirichlet_alpha=data.get("dirichlet_alpha"))
+    training_images = prepared.images[torch.as_tensor(partition.indices_of(table, "client"))]
+    prepared.channel_stats = datasets.channel_stats(training_images)
+    histogram = partition.class_histogram(table, prepared.labels.numpy(), prepared.class_names)
     datasets.save_dataset(dataset, prepared)
     artifacts.save_table(splits, table)
-    log.info("%s: %d images %s, %d classes; %s", prepared.source, len(prepared.labels), prepared.image_shape,
-             prepared.num_classes, table["split"].value_counts().to_dict())
+    artifacts.save_table(client_classes, histogram)
+    sizes = histogram.groupby("client")["images"].sum()
+    log.info("%s: %d images %s, %d classes, parts %s; %s; clients (%s) hold %d to %d images; channel mean %s, std %s",
+             prepared.source, len(prepared.labels), prepared.image_shape, prepared.num_classes,
+             dict(prepared.parts) or "n/a", table["split"].value_counts().to_dict(), data.get("partition", "iid"),
+             sizes.min(), sizes.max(), prepared.channel_stats["mean"], prepared.channel_stats["std"])
 
 
 def prepare_public(*, public: dict, dataset, pool_source, splits=None) -> None:

@@ -133,3 +133,15 @@ def gradienthide_settings(*, privacy_utility, attack_settings: dict, runs: list[
 
     context = figure_context(public_labels=public_labels, attack_settings=attack_settings, runs=runs)
     plots.defense_settings(pd.read_csv(privacy_utility), settings_figure, context)
+
+
+def client_classes_figure(*, client_classes, partition: str, dirichlet_alpha, client_classes_figure) -> None:
+    """The heatmap of the clients' class histogram (prepare_data's table)."""
+    from gradienthide import partition as partitions, plots
+
+    histogram = artifacts.load_table(client_classes, partitions.HISTOGRAM_COLUMNS)
+    how = f"Dirichlet label skew, alpha = {dirichlet_alpha:g}" if partition == "dirichlet" else "IID shards"
+    sizes = histogram.groupby("client")["images"].sum()
+    title = (f"Private images per client and class: {how}\n"
+             f"{len(sizes)} clients, {int(sizes.min())} to {int(sizes.max())} images each")
+    plots.client_classes(histogram, client_classes_figure, title)

@@ -1,0 +1,137 @@
+"""The paper's archive: built by `snakemake archive`, verified member by member, restorable so
+that the report is rebuilt without rerunning training or attacks."""
+
+import io
+import json
+import re
+import subprocess
+import sys
+import tarfile
+
+import pytest
+import yaml
+
+from conftest import copy_run, planned_jobs, run_snakemake
+from gradienthide import archive
+
+pytestmark = pytest.mark.pipeline
+
+ARCHIVE = "results/archive/results.tar.gz"
+
+
+@pytest.fixture(scope="module")
+def archived_run(finished_run, repo, tmp_path_factory):
+    workdir = copy_run(finished_run[0], tmp_path_factory.mktemp("archived") / "run")
+    run_snakemake(repo, workdir, finished_run[1], "--cores", "1", "archive")
+    return workdir, finished_run[1]
+
+
+def _verify(path):
+    return subprocess.run([sys.executable, "-m", "gradienthide.archive", "verify", str(path)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_archive_holds_the_run_its_config_environment_and_manifest(archived_run):
+    workdir, _ = archived_run
+    result = _verify(workdir / ARCHIVE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    print(result.stdout.strip(), f"({(workdir / ARCHIVE).stat().st_size} bytes)")
+    with tarfile.open(workdir / ARCHIVE) as tar:
+        names = set(tar.getnames())
+        config = yaml.safe_load(tar.extractfile("gradienthide-run/config.yaml"))
+        environment = json.load(tar.extractfile("gradienthide-run/environment.json"))
+    on_disk = {p.relative_to(workdir).as_posix() for p in (workdir / "results").rglob("*")
+               if p.is_file() and "archive" not in p.relative_to(workdir / "results").parts[:1]}
+    # everything the run wrote, logs, benchmarks, dumps and the run manifest included
+    # (but the archive job's own log, benchmark and manifest record, written as or after it is packed)
+    assert on_disk - {"results/logs/archive.log", "results/benchmarks/archive.tsv",
+                      "results/manifest/archive/results.tar.gz.json"} <= names
+    for wanted in ("results/logs/train/none.log", "results/benchmarks/train/none.tsv",
+                   "results/attack/none/ig/round2/shard0/reconstructions.safetensors",
+                   "results/train/none/round2/updates.safetensors", "results/report/psnr_by_defense.png",
+                   "results/manifest/report/metrics.parquet.json", "gradienthide-run/MANIFEST.sha256"):
+        assert wanted in names
+    assert config["public"]["dataset"] == "private_slice"  # a default the run's config file left out
+    assert len(environment["code"]["commit"] or "") == 40 and isinstance(environment["code"]["dirty"], bool)
+    assert environment["packages"]["torch"] and environment["packages"]["snakemake"]
+
+
+def test_a_restored_archive_is_up_to_date_and_rebuilds_the_report(archived_run, repo, tmp_path):
+    workdir, _ = archived_run
+    with tarfile.open(workdir / ARCHIVE) as tar:
+        tar.extractall(tmp_path, filter="data")
+    config_file = tmp_path / "gradienthide-run" / "config.yaml"
+    dry = run_snakemake(repo, tmp_path, config_file, "--dry-run")
+    assert not {rule for rule, _ in planned_jobs(dry.stdout)} - {"figures", "gradienthide_settings"}, dry.stdout
+    run_snakemake(repo, tmp_path, config_file, "--report", str(tmp_path / "report.zip"))
+    assert (tmp_path / "report.zip").stat().st_size > 0
+
+
+def _rewrite(source, target, change):
+    """Copy a .tar.gz member by member, passing each (info, bytes) through `change`."""
+    with tarfile.open(source) as tar, tarfile.open(target, "w:gz", format=tarfile.PAX_FORMAT) as out:
+        for member in tar:
+            data = tar.extractfile(member).read() if member.isfile() else None
+            changed = change(member, data)
+            if changed is not None:
+                member.size = len(changed[1])
+                out.addfile(changed[0], io.BytesIO(changed[1]))
+
+
+def test_verify_names_a_changed_a_missing_and_an_unlisted_member(archived_run, tmp_path):
+    workdir, _ = archived_run
+    changed_member = "results/report/metrics.parquet"
+    removed_member = "results/logs/train/none.log"
+
+    def change(member, data):
+        if member.name == changed_member:
+            flipped = bytearray(data)
+            flipped[len(flipped) // 2] ^= 0x01
+            return member, bytes(flipped)
+        if member.name == removed_member:
+            return None
+        return member, data
+
+    damaged = tmp_path / "damaged.tar.gz"
+    _rewrite(workdir / ARCHIVE, damaged, change)
+    result = _verify(damaged)
+    print("corrupted-archive verify:", result.stdout)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert any(line.startswith(f"{changed_member}: changed") for line in lines)
+    assert any(line.startswith(f"{removed_member}: missing") for line in lines)
+    assert len(lines) == 2
+    assert archive.verify_archive(workdir / ARCHIVE) == []
+
+
+def test_verify_names_the_member_where_a_flipped_byte_of_the_compressed_file_lands(archived_run, tmp_path):
+    workdir, _ = archived_run
+    raw = bytearray((workdir / ARCHIVE).read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    damaged = tmp_path / "flipped.tar.gz"
+    damaged.write_bytes(bytes(raw))
+    result = _verify(damaged)
+    print("flipped-byte verify:", result.stdout)
+    assert result.returncode == 1
+    # the member whose bytes changed, or where decompression broke off
+    assert re.search(r"^results/\S+: (changed|unreadable|missing)", result.stdout, re.MULTILINE), result.stdout
+
+
+def test_another_experiment_nested_in_the_output_directory_stays_out(tmp_path, monkeypatch):
+    # e.g. configs/draw_inference.yaml writes results/draw_inference inside the default run's results/
+    out = tmp_path / "results"
+    (out / "train" / "none").mkdir(parents=True)
+    (out / "train" / "none" / "accuracy.parquet").write_bytes(b"mine")
+    (out / "logs").mkdir()
+    (out / "logs" / "train.log").write_text("mine")
+    nested = out / "draw_inference"
+    for part in ("logs", "benchmarks", "train"):
+        (nested / part).mkdir(parents=True)
+    (nested / "train" / "model.safetensors").write_bytes(b"theirs")
+    monkeypatch.chdir(tmp_path)
+    archive.create_archive(archive=str(out / "archive" / "results.tar.gz"), config={"output_dir": "results"},
+                           out_dir="results", exclude=[str(out / "archive")])
+    with tarfile.open(out / "archive" / "results.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert {"results/train/none/accuracy.parquet", "results/logs/train.log"} <= names
+    assert not [name for name in names if "draw_inference" in name]
