@@ -472,12 +472,7 @@ def preflight(config: dict) -> None:
     if blocking is not None:
         raise ConfigError(f"output_dir: {blocking} is a file, not a directory, so no result can be written under "
                           f"{config['output_dir']}; move the file away or set output_dir to another directory")
-    data = config["data"]
-    if data["dataset"] == "npz" and not Path(data["path"]).expanduser().is_file():
-        raise FileNotFoundError(f"data.path: dataset file {data['path']} not found")
-    public = config["public"]
-    if public["dataset"] == "npz" and not Path(public["path"]).expanduser().is_file():
-        raise FileNotFoundError(f"public.path: public source file {public['path']} not found")
+    data, public = config["data"], config["public"]
     from gradienthide import sources
 
     sources.check_files(data, "data")

@@ -64,6 +64,18 @@ def plain_protocol(lr: float, steps: int = 1, batch_size: int = 8, algorithm: st
     return ClientProtocol(local_steps=steps, batch_size=batch_size, lr=lr, algorithm=algorithm, mu=mu)
 
 
+def prepare_tiny_digits(directory: Path) -> tuple[Path, Path]:
+    """A prepared 200-image digits dataset (8x8, 4 clients) in `directory`, for stage-level
+    tests: the paths of its dataset and split table."""
+    from gradienthide.stages.data import prepare_data
+
+    dataset, splits = directory / "d.safetensors", directory / "s.parquet"
+    prepare_data(data={"dataset": "digits", "image_size": 8, "test_size": 50, "public_pool_size": 20,
+                       "num_clients": 4, "max_images": 200},
+                 seed=0, dataset=dataset, splits=splits, client_classes=directory / "c.parquet")
+    return dataset, splits
+
+
 def snakemake_executable() -> str:
     """The snakemake of the interpreter running the tests (the project's environment)."""
     candidate = Path(sys.executable).parent / "snakemake"

@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from conftest import plain_protocol
+from conftest import plain_protocol, prepare_tiny_digits
 from gradienthide import data
 from gradienthide.attacks import AttackTarget, make_attack
 from gradienthide.attacks.optimization import FunctionalModel, MatchingProblem
@@ -94,13 +94,9 @@ def test_adaptive_oracle_replays_gradienthide_under_fedprox_exactly():
 
 def test_the_protocol_travels_with_the_global_model_to_the_attack_job(tmp_path):
     from gradienthide.stages.attack import attack_shard
-    from gradienthide.stages.data import prepare_data
     from gradienthide.stages.train import train_defense
 
-    data_config = {"dataset": "digits", "image_size": 8, "test_size": 50, "public_pool_size": 20, "num_clients": 4,
-                   "max_images": 200}
-    prepare_data(data=data_config, seed=0, dataset=tmp_path / "d.safetensors", splits=tmp_path / "s.parquet",
-                 client_classes=tmp_path / "c.parquet")
+    prepare_tiny_digits(tmp_path)
     training = {"rounds": 2, "clients_per_round": 2, "local_steps": 2, "batch_size": 2, "lr": 0.1,
                 "algorithm": "fedprox", "mu": 0.5, "attack_rounds": [2]}
     model_config = {"arch": "convnet", "width": 4}

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import prepare_tiny_digits
 from gradienthide import data, partition
 from gradienthide.attacks import make_attack
 from gradienthide.attacks.optimization import FunctionalModel, MatchingProblem
@@ -131,13 +132,9 @@ def test_adaptive_oracle_replays_gradienthide_with_local_epochs_and_a_step_sched
 
 def test_the_train_stage_saves_each_attacked_rounds_protocol(tmp_path):
     from gradienthide import dumps
-    from gradienthide.stages.data import prepare_data
     from gradienthide.stages.train import train_defense
 
-    data_config = {"dataset": "digits", "image_size": 8, "test_size": 50, "public_pool_size": 20, "num_clients": 4,
-                   "max_images": 200}
-    prepare_data(data=data_config, seed=0, dataset=tmp_path / "d.safetensors", splits=tmp_path / "s.parquet",
-                 client_classes=tmp_path / "c.parquet")
+    prepare_tiny_digits(tmp_path)
     training = {"rounds": 4, "clients_per_round": 2, "local_epochs": 1, "batch_size": 16, "lr": 0.2,
                 "lr_schedule": "cosine", "lr_min": 0.02, "attack_rounds": [1, 3]}
     train_defense(run_id="none", defense_name="none", defense_params={}, model_config={"arch": "convnet", "width": 4},

@@ -70,7 +70,8 @@ class Npz(Source):
 
     def missing_files(self, settings: dict, key: str) -> str | None:
         path = Path(settings["path"]).expanduser()
-        return None if path.is_file() else f"{key}.path: dataset file {settings['path']} not found"
+        what = "public source file" if key == "public" else "dataset file"
+        return None if path.is_file() else f"{key}.path: {what} {settings['path']} not found"
 
     def catalog(self, *, settings: dict, key: str, image_size: int) -> Catalog:
         return in_memory_catalog(load_npz_source(settings["path"], key=f"{key}.path"))
