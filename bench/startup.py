@@ -1,5 +1,7 @@
-"""Benchmark: time lost between jobs: the no-op dry run of a finished run's DAG and the
-import of each stage module (what every job pays before its work starts).
+"""Benchmark: time lost between jobs: the no-op dry run of a finished run's DAG, the dry run of
+the largest paper config (its 359 jobs planned, with the stand-in dataset and CLIP files of
+tests/test_paper_configs.py), and the import of each stage module (what every job pays before
+its work starts).
 
 Each measurement is a fresh process, run once to warm the file cache, then --repeats times
 alternating with the baseline tree when one is given (--baseline-src: another checkout of
@@ -7,8 +9,14 @@ the package, e.g. the commit before a change), so both sides see the same machin
 Reports the best wall time and the CPU time (user + sys of the child) of each side, and
 their ratios.
 
+The SLURM executor plugin runs `scontrol show config` whenever Snakemake starts (it computes
+a help text when the plugin is imported); where a SLURM client is installed but no controller
+answers, that call waits about 9 s. The script times it once and prints it: it is part of
+every snakemake command's wall time there, and none of its CPU time.
+
 Usage: .venv/bin/python bench/startup.py [--workdir .] [--repeats 5] [--baseline-src DIR]
-       [--no-dry-run] [--modules gradienthide.stages.attack ...]
+       [--no-dry-run] [--paper paper-cifar100 | --paper none]
+       [--modules gradienthide.stages.attack ...]
 """
 
 from __future__ import annotations
@@ -16,10 +24,14 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 MODULES = ["gradienthide.stages", "gradienthide.stages.data", "gradienthide.stages.train", "gradienthide.stages.attack",
@@ -52,12 +64,38 @@ def compare(name: str, command_for, sides: dict[str, Path], cwd: Path, repeats: 
     print(f"{name:34} {cells}{ratio}", flush=True)
 
 
+def slurm_wait() -> float | None:
+    """Wall seconds of the `scontrol show config` the SLURM plugin runs at Snakemake's start."""
+    if shutil.which("sinfo") is None or shutil.which("scontrol") is None:
+        return None  # the plugin then skips it
+    start = time.perf_counter()
+    try:
+        subprocess.run(["scontrol", "show", "config"], capture_output=True, timeout=10, check=False)  # as the plugin
+    except subprocess.TimeoutExpired:
+        pass
+    return time.perf_counter() - start
+
+
+def paper_workdir(config: Path, directory: Path) -> Path:
+    """`directory` with the paper config pointed at stand-in files (tests/test_paper_configs.py)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_paper_configs import _with_stand_ins
+
+    directory.mkdir()
+    with open(config) as handle:
+        settings = _with_stand_ins(yaml.safe_load(handle), directory)
+    (directory / "config.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    return directory
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workdir", type=Path, default=REPO, help="a directory holding a finished run (for -n)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--baseline-src", type=Path, default=None)
     parser.add_argument("--no-dry-run", action="store_true")
+    parser.add_argument("--paper", default="paper-cifar100",
+                        help="a config of configs/ to dry-run with stand-in files, each side its own ('none' to skip)")
     parser.add_argument("--modules", nargs="*", default=MODULES)
     args = parser.parse_args()
     sides = {"current": REPO}
@@ -65,10 +103,21 @@ def main() -> None:
         sides["baseline"] = args.baseline_src.resolve()
     snakemake = Path(sys.executable).parent / "snakemake"
     print(f"best of {args.repeats} after a warm-up, sides alternated")
+    wait = slurm_wait()
+    if wait is not None:
+        print(f"(SLURM plugin's `scontrol show config` at each snakemake start: {wait:.2f} s wall here)")
     if not args.no_dry_run:
-        compare("snakemake -n (no-op dry run)",
+        compare("snakemake -n (default config)",
                 lambda src: [str(snakemake), "-n", "--snakefile", str(src / "Snakefile"), "--directory",
                              str(args.workdir.resolve())], sides, args.workdir, args.repeats)
+    if args.paper != "none":
+        with tempfile.TemporaryDirectory() as directory:
+            workdirs = {src: paper_workdir(src / "configs" / f"{args.paper}.yaml", Path(directory) / side)
+                        for side, src in sides.items()}
+            compare(f"snakemake -n ({args.paper})",
+                    lambda src: [str(snakemake), "-n", "--snakefile", str(src / "Snakefile"), "--directory",
+                                 str(workdirs[src]), "--configfile", str(workdirs[src] / "config.yaml")],
+                    sides, Path(directory), args.repeats)
     for module in args.modules:
         compare(f"import {module}", lambda src, module=module: [sys.executable, "-c", f"import {module}"], sides, REPO, args.repeats)
 

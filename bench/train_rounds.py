@@ -6,7 +6,11 @@ steps, aggregation and the test evaluation), after one warm-up round; the settin
 alternated for --repeats rounds of measurement and the best is kept (CPU time of this
 process). Prints seconds per round and the ratio to the `none` setting.
 
+--channels 3 repeats the digits over three channels (for a CIFAR config's model); --only
+times the named settings (and `none`, the reference).
+
 Usage: .venv/bin/python bench/train_rounds.py [--config config.yaml] [--rounds 5] [--repeats 2]
+       [--channels 3] [--only soteria]
 """
 
 from __future__ import annotations
@@ -36,22 +40,29 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--channels", type=int, default=1)
+    parser.add_argument("--only", nargs="*", default=None, help="defense settings to time besides none")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = gh_config.load_config(args.config)
     size, clients = config["data"]["image_size"], config["data"]["num_clients"]
     images, labels = digit_images(size)
+    images = images.expand(-1, args.channels, -1, -1).contiguous()
+    channel_stats = {"mean": images.mean((0, 2, 3)).tolist(), "std": images.std((0, 2, 3)).tolist()}
     test, public, private = slice(0, 297), slice(297, 597), slice(597, None)
     client_data = {c: (images[private][c::clients], labels[private][c::clients]) for c in range(clients)}
     training = dict(config["training"], attack_rounds=[])
     protocol = ClientProtocol.from_config(training)
     runs = gh_config.defense_runs(config)
+    if args.only is not None:
+        runs = {run_id: run for run_id, run in runs.items() if run_id == "none" or run.defense in args.only}
 
     def one(run_id: str, rounds: int) -> float:
         run = runs[run_id]
         defense = make_defense(run.defense, run.params)
         torch.manual_seed(0)
-        model = defense.adapt_model(build_model(config["model"], (1, size, size), 10))
+        model = defense.adapt_model(build_model(config["model"], (args.channels, size, size), 10,
+                                                   channel_stats=channel_stats))
         settings = RoundSettings.from_config(dict(training, rounds=rounds))
         start = time.process_time()
         run_federated(model, client_data, (images[test], labels[test]), defense=defense, protocol=protocol,
@@ -66,7 +77,7 @@ def main() -> None:
             best[run_id] = min(best[run_id], one(run_id, args.rounds))
     print(f"CPU seconds per round ({config['training']['clients_per_round']} clients x "
           f"{config['training']['local_steps']} local step(s) of batch {config['training']['batch_size']}, "
-          f"{size}x{size}), best of {args.repeats} x {args.rounds} rounds")
+          f"{args.channels}x{size}x{size}), best of {args.repeats} x {args.rounds} rounds")
     for run_id, seconds in best.items():
         print(f"{run_id:28} {seconds:8.4f} s  {seconds / best['none']:6.2f}x none", flush=True)
 

@@ -107,7 +107,7 @@ def _check_consistency(config: dict) -> None:
     for name in config["attacks"]:
         if name not in ATTACKS:
             problems.append(f"attacks.{name}: no such attack (known: {', '.join(sorted(ATTACKS))})")
-    from gradienthide.models import resolve_model_config
+    from gradienthide.architectures import resolve_model_config
 
     try:  # the architecture's own width, activation and norm where the config leaves them null
         config["model"] = resolve_model_config(config["model"])
@@ -130,6 +130,9 @@ def _data_problems(data: dict) -> list[str]:
     from gradienthide import sources
 
     problems = sources.settings_problems(data, "data")
+    if data["test_size"] is None and data["test_split"] == "holdout":
+        problems.append("data.test_size: null means the source's whole test part, only with data.test_split: "
+                        "source; give the number of images to hold out for testing")
     if data["partition"] == "dirichlet" and data["dirichlet_alpha"] is None:
         problems.append("data.dirichlet_alpha: required with data.partition: dirichlet (e.g. 0.5; smaller is more skewed)")
     if data["partition"] != "dirichlet" and data["dirichlet_alpha"] is not None:
@@ -166,7 +169,7 @@ def _training_problems(training: dict) -> list[str]:
 
 def _public_problems(config: dict) -> list[str]:
     """The public pool's source, labeler and selection settings that contradict each other."""
-    from gradienthide import clip_labels
+    from gradienthide import clip_weights
 
     data, public, labels = config["data"], config["public"], config["labels"]
     problems = []
@@ -181,7 +184,7 @@ def _public_problems(config: dict) -> list[str]:
                             "cifar100); the private slice is read with the private dataset")
         from gradienthide.defenses import DEFENSES
 
-        takes_public_steps = any(name in DEFENSES and DEFENSES[name].uses_public_pool for name in config["defenses"])
+        takes_public_steps = any(name in DEFENSES and DEFENSES.trait(name, "uses_public_pool") for name in config["defenses"])
         if data["public_pool_size"] == 0 and takes_public_steps:
             problems.append("data.public_pool_size: 0 leaves GradientHide no public pool with public.dataset: "
                             "private_slice (set a size, or give public.dataset a source of its own)")
@@ -195,7 +198,7 @@ def _public_problems(config: dict) -> list[str]:
         problems += sources.settings_problems(public, "public")
     if labels["labeler"] == "simulated_clip":
         try:
-            clip_labels.simulated_accuracy(simulated=labels["simulated_clip"], dataset=data["dataset"])
+            clip_weights.simulated_accuracy(simulated=labels["simulated_clip"], dataset=data["dataset"])
         except ValueError as error:
             problems.append(str(error))
     if labels["selection"]["min_confidence"] is not None and labels["labeler"] != "clip":
@@ -228,7 +231,7 @@ def _input_problems(config: dict) -> list[str]:
                         f"set data.image_size: {MIN_IMAGE_SIZE} or more")
     problems += _class_name_problems(config)
     size = _known_size(data["dataset"], data["max_images"])
-    if size is not None:
+    if size is not None and data["test_split"] == "holdout" and data["test_size"] is not None:
         private, clients = size - data["test_size"] - data["public_pool_size"], data["num_clients"]
         if private < clients:
             problems.append(f"data.test_size={data['test_size']} + data.public_pool_size={data['public_pool_size']} "
@@ -293,7 +296,7 @@ def _class_name_problems(config: dict) -> list[str]:
 def _public_draw_problems(config: dict, runs: dict) -> list[str]:
     """A public-pool defense or attack asking for more pool images than the pool holds (before
     label selection), which would otherwise be cut to the pool silently."""
-    from gradienthide.defenses import make_defense
+    from gradienthide.defenses import DEFENSES, make_defense
 
     data, public = config["data"], config["public"]
     if public["dataset"] == "private_slice":
@@ -304,12 +307,14 @@ def _public_draw_problems(config: dict, runs: dict) -> list[str]:
         pool, where = _known_size(public["dataset"]), f"all of {public['dataset']}"
     problems = []
     for run in runs.values():
+        if not DEFENSES.trait(run.defense, "uses_public_pool"):
+            continue  # no pool to check; the schema checks its knobs (building it would import torch)
         try:
             defense = make_defense(run.defense, run.params)
         except ValueError as error:
             problems.append(f"{error} (run {run.run_id})")
             continue
-        if not defense.uses_public_pool or not pool:
+        if not pool:
             continue
         key = f"defenses.{run.defense}"
         drawn = defense.pool_size or pool
@@ -462,7 +467,7 @@ def shard_positions(config: dict, shard: int) -> list[int]:
 def uses_public_pool(run: DefenseRun) -> bool:
     from gradienthide.defenses import DEFENSES
 
-    return DEFENSES[run.defense].uses_public_pool
+    return DEFENSES.trait(run.defense, "uses_public_pool")
 
 
 def preflight(config: dict) -> None:
@@ -480,7 +485,7 @@ def preflight(config: dict) -> None:
         sources.check_files(public, "public")
     labels = config["labels"]
     if labels["labeler"] == "clip" and any(uses_public_pool(run) for run in defense_runs(config).values()):
-        from gradienthide.clip_labels import resolve_checkpoint
+        from gradienthide.clip_weights import resolve_checkpoint
 
         clip = labels["clip"]
         register_clip_model(clip)
@@ -516,7 +521,7 @@ def resolve_metrics(config: dict) -> dict:
     if metrics["semantic_reference"] != "no_defense":
         register_clip_model(clip)
     if metrics["semantic_reference"] == "clip":
-        from gradienthide.clip_labels import resolve_checkpoint
+        from gradienthide.clip_weights import resolve_checkpoint
 
         resolve_checkpoint(clip["model"], clip["pretrained"], clip["cache_dir"])
     reference = semantic.choose_reference(metrics, clip)

@@ -14,13 +14,23 @@ from gradienthide.sources.digits import DIGIT_NAMES, load_digits_source  # noqa:
 from gradienthide.sources.npz import load_npz_source  # noqa: F401  (re-exported)
 
 
-def build_dataset(data_config: dict) -> ImageDataset:
+def build_dataset(data_config: dict, *, seed: int = 0) -> ImageDataset:
     """The private dataset the config names (`data.dataset`, read from `data.path` or
-    `data.root`), the first `data.max_images` images, resized to `data.image_size`."""
+    `data.root`), the first `data.max_images` images, resized to `data.image_size`.
+
+    With `data.test_split: source` it is the first `data.max_images` images of the source's
+    training part, then its test part: all of it (`data.test_size` null) or `data.test_size`
+    of its images, the first of a permutation seeded with `seed`, kept in the source's order."""
     size = data_config["image_size"]
     catalog = sources.catalog(dataset=data_config["dataset"], settings=data_config, key="data", image_size=size)
-    count = min(len(catalog), data_config.get("max_images") or len(catalog))
-    source = catalog.load(torch.arange(count))
+    if data_config.get("test_split", "holdout") == "source":
+        indices, parts = train_and_test_indices(catalog, max_images=data_config.get("max_images"),
+                                                test_size=data_config.get("test_size"), seed=seed)
+        source = catalog.load(indices)
+        source.parts = parts
+    else:
+        count = min(len(catalog), data_config.get("max_images") or len(catalog))
+        source = catalog.load(torch.arange(count))
     if len(source.labels) and len(source.labels.unique()) < 2:
         raise ValueError(f"data: all {len(source.labels)} images have label {int(source.labels[0])}: a classifier "
                          f"needs at least 2 classes; check the labels of {source.source} (or raise data.max_images)")
@@ -28,6 +38,29 @@ def build_dataset(data_config: dict) -> ImageDataset:
     if len(class_names) != source.num_classes:
         raise ValueError(f"data.class_names: {len(class_names)} names given but the dataset has {source.num_classes} classes")
     return ImageDataset(resize(source.images, size), source.labels, list(class_names), source.source, parts=source.parts)
+
+
+def train_and_test_indices(catalog, *, max_images: int | None, test_size: int | None,
+                           seed: int) -> tuple[torch.Tensor, tuple]:
+    """For `data.test_split: source`: the catalog positions of the training images kept (the
+    first max_images of the source's train part) and of the test images chosen, and the parts
+    they make."""
+    names = [name for name, _ in catalog.parts]
+    if names != ["train", "test"]:
+        raise ValueError(f"data.test_split: source takes the test set from the dataset's own test part, but "
+                         f"{catalog.description} has parts {names or 'none'} (no train and test part); set "
+                         f"data.test_split: holdout")
+    (_, train_count), (_, test_count) = catalog.parts
+    kept = min(train_count, max_images or train_count)
+    if test_size is None:
+        chosen = np.arange(test_count)
+    elif test_size > test_count:
+        raise ValueError(f"data.test_size={test_size}: exceeds the {test_count} images of the test part of "
+                         f"{catalog.description}; lower it, or set it to null for the whole test part")
+    else:
+        chosen = np.sort(np.random.default_rng(seed).permutation(test_count)[:test_size])
+    indices = torch.cat([torch.arange(kept), torch.from_numpy(train_count + chosen).to(torch.long)])
+    return indices, (("train", kept), ("test", len(chosen)))
 
 
 def channel_stats(images: torch.Tensor, chunk: int = 4096) -> dict:

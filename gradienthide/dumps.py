@@ -1,5 +1,6 @@
 """The artifacts passed between training, attacks and evaluation: their file names, tensor keys,
-and how they are written and read. Rules build their paths with the helpers here.
+and how they are written and read. The names and paths are gradienthide.layout's (the rules
+build their paths there, without torch), re-exported here.
 
 Per attacked round, five artifacts:
 - `global_model.safetensors`: the model the sampled clients received, with what a server
@@ -28,49 +29,22 @@ import pandas as pd
 import torch
 
 from gradienthide import artifacts
+from gradienthide.layout import (  # noqa: F401 (the path helpers, re-exported)
+    ROUND_FILES,
+    SHARD_FILES,
+    round_dir,
+    round_file,
+    shard_dir,
+    shard_file,
+    train_dir,
+)
 from gradienthide.protocol import ClientProtocol
 
 if TYPE_CHECKING:
     from gradienthide.fl import AttackedRound
 
-ROUND_FILES = {
-    "global_model": "global_model.safetensors",
-    "updates": "updates.safetensors",
-    "index": "updates.parquet",
-    "private": "private.safetensors",
-    "public_draws": "public_draws.parquet",
-}
-SHARD_FILES = {
-    "reconstructions": "reconstructions.safetensors",
-    "metrics": "metrics.parquet",
-    "grid": "reconstructions.png",
-}
 INDEX_COLUMNS = ("defense", "round", "position", "client", "num_samples", "labels", "tensor_names", "sha256")
 DRAW_COLUMNS = ("position", "client", "step", "pool_positions")
-
-
-# --- where things live (the rules use these, with wildcards as values) -----------------------
-
-def train_dir(output_dir, defense) -> str:
-    return f"{output_dir}/train/{defense}"
-
-
-def round_dir(output_dir, defense, round_number) -> str:
-    return f"{output_dir}/train/{defense}/round{round_number}"
-
-
-def round_file(output_dir, defense, round_number, what: str) -> str:
-    """One of ROUND_FILES of a training run's attacked round."""
-    return f"{round_dir(output_dir, defense, round_number)}/{ROUND_FILES[what]}"
-
-
-def shard_dir(output_dir, defense, attack, round_number, shard) -> str:
-    return f"{output_dir}/attack/{defense}/{attack}/round{round_number}/shard{shard}"
-
-
-def shard_file(output_dir, defense, attack, round_number, shard, what: str) -> str:
-    """One of SHARD_FILES of an attack job."""
-    return f"{shard_dir(output_dir, defense, attack, round_number, shard)}/{SHARD_FILES[what]}"
 
 
 def _key(client: int, name: str) -> str:

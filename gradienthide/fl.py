@@ -107,11 +107,14 @@ class RoundSettings:
                    attack_rounds=tuple(training["attack_rounds"]),
                    lr_schedule=LearningRateSchedule.from_config(training))
 
-    def protocol_at(self, protocol: ClientProtocol, round_number: int) -> ClientProtocol:
-        """The protocol the server sends at `round_number`: the base one at that round's lr."""
+    def protocol_at(self, protocol: ClientProtocol, round_number: int, *, carry_scale: bool = False) -> ClientProtocol:
+        """The protocol the server sends at `round_number`: the base one at that round's lr.
+        `carry_scale`: it also carries the factor (round lr / base lr), for a defense whose
+        own steps follow the schedule."""
         if self.lr_schedule.kind == "constant":
             return protocol
-        return replace(protocol, lr=self.lr_schedule.lr_at(protocol.lr, round_number, self.rounds))
+        lr = self.lr_schedule.lr_at(protocol.lr, round_number, self.rounds)
+        return replace(protocol, lr=lr, lr_scale=lr / protocol.lr if carry_scale else 1.0)
 
 
 class WeightedAverage:
@@ -196,6 +199,8 @@ def run_federated(
     clients = sorted(client_data)
     weights = {c: len(client_data[c][1]) for c in clients}
     public_images, public_labels = public_data if public_data is not None else (None, None)
+    public_steps = defense.public_steps_spec()
+    carry_scale = public_steps is not None and public_steps.lr_schedule == "follow"
     rows, attacked = [], {}
     model.train()
 
@@ -203,7 +208,7 @@ def run_federated(
                disable=not progress, mininterval=2.0)
     for round_number in bar:
         chosen = sampling.choice(clients, size=settings.clients_per_round, replace=False)
-        round_protocol = settings.protocol_at(protocol, round_number)
+        round_protocol = settings.protocol_at(protocol, round_number, carry_scale=carry_scale)
         if round_number in settings.attack_rounds:
             attacked[round_number] = AttackedRound(
                 round_number, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, round_protocol)

@@ -22,11 +22,12 @@ CPU runs feasible. Their deeper variant is not reproduced.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
+
+from gradienthide.architectures import ARCHITECTURES, resolve_model_config
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
@@ -128,46 +129,8 @@ class ResNet18(nn.Module):
         return self.classifier(self.features(x))
 
 
-@dataclass(frozen=True)
-class Architecture:
-    build: Callable[..., nn.Module]  # (in_channels, num_classes, image_size, **options)
-    defaults: dict  # what a config's null (or absent) width, activation, norm mean for it
-    options: tuple[str, ...]  # the model.* keys passed to `build`
-    choices: dict  # the values a key may take, where the architecture restricts them
-    reasons: dict  # why, per restricted key
-
-
-ARCHITECTURES: dict[str, Architecture] = {
-    "lenet": Architecture(
-        LeNet, {"width": 12, "activation": "sigmoid", "norm": "none"}, ("width", "activation"),
-        {"norm": ("none",)}, {"norm": "DLG's LeNet has no normalisation layers (use convnet or resnet18 for BatchNorm)"}),
-    "convnet": Architecture(
-        ConvNet, {"width": 16, "activation": "relu", "norm": "none"}, ("width", "activation", "norm"), {}, {}),
-    "resnet18": Architecture(
-        ResNet18, {"width": 64, "activation": "relu", "norm": "batch"}, ("norm",),
-        {"width": (64,), "activation": ("relu",)},
-        {"width": "ResNet-18's stages are torchvision's fixed 64-128-256-512 channels (leave model.width unset)",
-         "activation": "torchvision's residual blocks use ReLU (leave model.activation unset)"}),
-}
-
-
-def resolve_model_config(model_config: dict) -> dict:
-    """`model_config` with the architecture's own defaults where it leaves width, activation
-    or norm at null (or absent); raises ValueError naming a key the architecture cannot take."""
-    arch = model_config["arch"]
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"model.arch: unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})")
-    spec = ARCHITECTURES[arch]
-    resolved = dict(model_config)
-    for key, value in spec.defaults.items():
-        if resolved.get(key) is None:
-            resolved[key] = value
-    resolved.setdefault("normalize", False)
-    for key, allowed in spec.choices.items():
-        if resolved[key] not in allowed:
-            raise ValueError(f"model.{key}: {resolved[key]!r} is not possible with model.arch {arch}: "
-                             f"{spec.reasons[key]}")
-    return resolved
+# the networks by model.arch; what each takes and defaults to is in gradienthide.architectures
+BUILDERS: dict[str, Callable[..., nn.Module]] = {"lenet": LeNet, "convnet": ConvNet, "resnet18": ResNet18}
 
 
 def build_model(model_config: dict, image_shape: tuple[int, int, int], num_classes: int,
@@ -181,8 +144,8 @@ def build_model(model_config: dict, image_shape: tuple[int, int, int], num_class
     if height != width:
         raise ValueError(f"model: square images expected, got {height}x{width}")
     config = resolve_model_config(model_config)
-    spec = ARCHITECTURES[config["arch"]]
-    model = spec.build(channels, num_classes, height, **{key: config[key] for key in spec.options})
+    options = ARCHITECTURES[config["arch"]].options
+    model = BUILDERS[config["arch"]](channels, num_classes, height, **{key: config[key] for key in options})
     if config["normalize"]:
         if channel_stats is None:
             raise ValueError("model.normalize: true needs the training images' per-channel mean and std "

@@ -51,6 +51,23 @@ def split_dataset(num_images: int, test_size: int, public_pool_size: int, num_cl
     return pd.DataFrame({"index": np.arange(num_images), "split": split.astype(str), "client": client})
 
 
+def split_with_test_part(num_train: int, num_test: int, public_pool_size: int, num_clients: int, seed: int,
+                         partition: str = "iid", *, labels=None, dirichlet_alpha: float | None = None) -> pd.DataFrame:
+    """`data.test_split: source`: the first `num_train` images (the source's training part)
+    split into the public pool and the clients as `split_dataset` does; the `num_test` images
+    after them (the source's test part) are the test set."""
+    if num_train - public_pool_size < num_clients:
+        raise ValueError(f"data: the {num_train} images of the source's training part cannot give "
+                         f"public_pool_size={public_pool_size} and at least one private image to each of "
+                         f"num_clients={num_clients}")
+    train = split_dataset(num_train, 0, public_pool_size, num_clients, seed, partition,
+                          labels=None if labels is None else np.asarray(labels)[:num_train],
+                          dirichlet_alpha=dirichlet_alpha)
+    test = pd.DataFrame({"index": np.arange(num_train, num_train + num_test, dtype=np.int64),
+                         "split": np.full(num_test, "test").astype(str), "client": np.full(num_test, -1, dtype=np.int64)})
+    return pd.concat([train, test], ignore_index=True)
+
+
 def dirichlet_shards(indices: np.ndarray, labels: np.ndarray, num_clients: int, alpha: float,
                      rng: np.random.Generator) -> list[np.ndarray]:
     """Label skew (as in Hsu et al., 2019 and Li et al.'s NIID-Bench, 2021): each class's images

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
+if TYPE_CHECKING:  # torch is imported by the evaluation jobs only, not when the rules read backbone_path
+    import torch
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"  # torchvision's AlexNet_Weights.IMAGENET1K_V1
 MIN_SIZE = 64  # AlexNet's pooling needs at least 32 pixels; small images are upsampled to this
@@ -43,6 +44,7 @@ def require_backbone(cache_dir: str | Path) -> Path:
 def load_lpips(cache_dir: str | Path, device: str | torch.device = "cpu"):
     """The LPIPS 'alex' metric with its backbone read from `cache_dir`."""
     import lpips
+    import torch
     import torchvision
 
     path = require_backbone(cache_dir)
@@ -61,9 +63,11 @@ def load_lpips(cache_dir: str | Path, device: str | torch.device = "cpu"):
     return metric.eval().to(device)
 
 
-@torch.no_grad()
 def lpips_distance(metric, reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     """LPIPS per image pair (images in [0, 1], [N, C, H, W]; grey images repeated to RGB)."""
+    import torch
+    import torch.nn.functional as F
+
     def prepare(images):
         images = images.float().expand(-1, 3, -1, -1) if images.shape[1] == 1 else images.float()
         if min(images.shape[-2:]) < MIN_SIZE:
@@ -71,4 +75,5 @@ def lpips_distance(metric, reconstructed: torch.Tensor, original: torch.Tensor) 
         return images * 2 - 1
 
     device = next(metric.parameters()).device
-    return metric(prepare(reconstructed).to(device), prepare(original).to(device)).flatten().cpu()
+    with torch.no_grad():
+        return metric(prepare(reconstructed).to(device), prepare(original).to(device)).flatten().cpu()

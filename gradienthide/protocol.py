@@ -21,7 +21,9 @@ same batches, so an upload is a function of the shard's images in one order, and
 attacker's replay of a dummy batch (whose order is free) is exact.
 
 The server may change the learning rate from round to round (gradienthide.fl's schedule);
-the protocol it sends with a round's global model carries that round's `lr`.
+the protocol it sends with a round's global model carries that round's `lr`, and, for a
+defense whose own steps follow the schedule (GradientHide's `public_lr_schedule: follow`),
+the schedule's factor `lr_scale` (that round's lr over the base lr).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class ClientProtocol:
     algorithm: str = "fedavg"
     mu: float = 0.0  # FedProx's proximal weight
     local_epochs: int | None = None  # passes over the whole shard (instead of local_steps)
+    lr_scale: float = 1.0  # the schedule's factor this round, for a defense's steps that follow it
 
     def __post_init__(self):
         if (self.local_steps is None) == (self.local_epochs is None):
@@ -71,6 +74,8 @@ class ClientProtocol:
         fields = asdict(self)
         if fields["local_epochs"] is None:  # unchanged metadata for step-based protocols
             del fields["local_epochs"]
+        if fields["lr_scale"] == 1.0:  # unchanged metadata where no defense follows the schedule
+            del fields["lr_scale"]
         return json.dumps(fields, sort_keys=True)
 
     @classmethod

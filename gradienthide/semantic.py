@@ -11,11 +11,12 @@ chooses (auto | clip | no_defense) and every row records the one used.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+from gradienthide import clip_weights
 
-from gradienthide import clip_labels
-from gradienthide.models import load_model
+if TYPE_CHECKING:  # the evaluation jobs import torch; choosing the reference does not
+    import torch
 
 NO_DEFENSE_RUN = "none"
 
@@ -25,8 +26,8 @@ def clip_weights_present(clip_config: dict) -> bool:
     if not Path(clip_config["pretrained"]).expanduser().is_file() and not cache_dir.is_dir():
         return False  # every place the weights could be is under cache_dir: no need to import open_clip
     try:
-        clip_labels.resolve_checkpoint(clip_config["model"], clip_config["pretrained"], clip_config["cache_dir"])
-    except (clip_labels.ClipWeightsMissing, ValueError):
+        clip_weights.resolve_checkpoint(clip_config["model"], clip_config["pretrained"], clip_config["cache_dir"])
+    except (clip_weights.ClipWeightsMissing, ValueError):
         return False
     return True
 
@@ -43,24 +44,32 @@ class NoDefenseReference:
     """The final model of the no-defense FedAvg run."""
 
     def __init__(self, final_model_path, model_config: dict):
+        from gradienthide.models import load_model
+
         self.model = load_model(final_model_path, model_config).eval()
         self.name = f"no-defense model ({NO_DEFENSE_RUN})"
 
-    @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(images.float()).argmax(1)
+        import torch
+
+        with torch.no_grad():
+            return self.model(images.float()).argmax(1)
 
 
 class ClipReference:
     """CLIP zero-shot over the task's class names."""
 
     def __init__(self, clip_config: dict, class_names: list[str]):
+        from gradienthide import clip_labels
+
         self.model, self.tokenizer, self.preprocess = clip_labels.load_clip(
             clip_config["model"], clip_config["pretrained"], clip_config["cache_dir"], clip_config.get("model_config"))
         self.class_names, self.templates = class_names, clip_config["templates"]
         self.name = f"clip:{clip_config['model']}:{clip_config['pretrained']}"
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
+        from gradienthide import clip_labels
+
         return clip_labels.zero_shot_probabilities(self.model, self.tokenizer, self.preprocess, images.float(),
                                                    self.class_names, self.templates).argmax(1)
 

@@ -1,8 +1,8 @@
-# Paths and settings shared by the rule files. File names come from gradienthide.dumps.
+# Paths and settings shared by the rule files. File names come from gradienthide.layout.
 
 import sys
 
-from gradienthide import dumps, manifest, perceptual
+from gradienthide import layout, manifest, perceptual
 
 DATASET = f"{OUT}/data/dataset.safetensors"
 SPLITS = f"{OUT}/data/splits.parquet"
@@ -12,7 +12,7 @@ METRICS = gh_config.resolve_metrics(config)
 if config["metrics"]["lpips"] == "auto" and not METRICS["lpips"]:
     print(f"Note: LPIPS is not computed: {perceptual.backbone_path(config['metrics']['lpips_cache_dir'])} is absent "
           "(README, 'LPIPS'); the lpips column stays empty.", file=sys.stderr)
-SEMANTIC_REFERENCE_MODEL = (f"{dumps.train_dir(OUT, 'none')}/final_model.safetensors"
+SEMANTIC_REFERENCE_MODEL = (f"{layout.train_dir(OUT, 'none')}/final_model.safetensors"
                             if METRICS["semantic_reference"] == "no_defense" else [])
 USES_PUBLIC_POOL = any(gh_config.uses_public_pool(run) for run in RUNS.values())
 
@@ -44,7 +44,7 @@ def _clip_files():
     clip = config["labels"]["clip"]
     if not ((config["labels"]["labeler"] == "clip" and USES_PUBLIC_POOL) or METRICS["semantic_reference"] == "clip"):
         return []
-    from gradienthide.clip_labels import resolve_checkpoint
+    from gradienthide.clip_weights import resolve_checkpoint
 
     files = [resolve_checkpoint(clip["model"], clip["pretrained"], clip["cache_dir"])[0]]
     return files + ([os.path.expanduser(clip["model_config"])] if clip.get("model_config") else [])
@@ -58,12 +58,12 @@ def attack_is_given(need, attack, run_id):
     need (needs_public_pool or needs_public_draws), and the defense must take public steps."""
     from gradienthide.attacks import ATTACKS
 
-    return getattr(ATTACKS[attack], need) and gh_config.uses_public_pool(RUNS[run_id])
+    return ATTACKS.trait(attack, need) and gh_config.uses_public_pool(RUNS[run_id])
 
 
 def round_file(what, defense="{defense}", round_number="{round}"):
-    return dumps.round_file(OUT, defense, round_number, what)
+    return layout.round_file(OUT, defense, round_number, what)
 
 
 def shard_file(what, defense="{defense}", attack="{attack}", round_number="{round}", shard="{shard}"):
-    return dumps.shard_file(OUT, defense, attack, round_number, shard, what)
+    return layout.shard_file(OUT, defense, attack, round_number, shard, what)

@@ -16,7 +16,7 @@ rule aggregate:
     """One tidy table of every metric by defense, attack and round, plus accuracy and a summary."""
     input:
         metrics=ALL_METRICS,
-        accuracy=[f"{dumps.train_dir(OUT, run)}/accuracy.parquet" for run in RUNS],
+        accuracy=[f"{layout.train_dir(OUT, run)}/accuracy.parquet" for run in RUNS],
         public_labels=PUBLIC_LABELS if USES_PUBLIC_POOL else [],
     output:
         metrics_table=f"{OUT}/report/metrics.parquet",

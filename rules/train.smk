@@ -6,9 +6,9 @@ rule train:
         public_labels=lambda wc: PUBLIC_LABELS if gh_config.uses_public_pool(RUNS[wc.defense]) else [],
         public_pool=lambda wc: PUBLIC_POOL if gh_config.uses_public_pool(RUNS[wc.defense]) else [],
     output:
-        accuracy=f"{dumps.train_dir(OUT, '{defense}')}/accuracy.parquet",
-        final_model=f"{dumps.train_dir(OUT, '{defense}')}/final_model.safetensors",
-        rounds=[round_file(what, round_number=r) for r in ATTACK_ROUNDS for what in dumps.ROUND_FILES],
+        accuracy=f"{layout.train_dir(OUT, '{defense}')}/accuracy.parquet",
+        final_model=f"{layout.train_dir(OUT, '{defense}')}/final_model.safetensors",
+        rounds=[round_file(what, round_number=r) for r in ATTACK_ROUNDS for what in layout.ROUND_FILES],
     params:
         run_id=lambda wc: wc.defense,
         defense_name=lambda wc: RUNS[wc.defense].defense,
@@ -17,7 +17,7 @@ rule train:
         training=config["training"],
         data_partition=config["data"]["partition"],
         seed=config["seed"],
-        round_dirs=lambda wc: {r: dumps.round_dir(OUT, wc.defense, r) for r in ATTACK_ROUNDS},
+        round_dirs=lambda wc: {r: layout.round_dir(OUT, wc.defense, r) for r in ATTACK_ROUNDS},
     log:
         f"{OUT}/logs/train/{{defense}}.log",
     benchmark:

@@ -57,6 +57,11 @@ CONFIG_CASES = [
      r"training\.batch_size=61 exceeds the smallest client shard \(60 images: 240 private images over 4 clients\)"),
     ("test_and_pool_leave_no_client_images", [("data.test_size", 340)],
      r"data\.test_size=340 \+ data\.public_pool_size=60 leave 0 of the 400 images of digits for data\.num_clients=4"),
+    ("test_split_source_without_a_test_part", [("data.test_split", "source")],
+     (r"data\.test_split: source takes the test set from the dataset's own test part, but data\.dataset 'digits' "
+      r"has none; set data\.test_split: holdout")),
+    ("test_size_null_with_holdout", [("data.test_size", None)],
+     r"data\.test_size: null means the source's whole test part, only with data\.test_split: source"),
     ("clients_per_round_above_num_clients", [("training.clients_per_round", 5)],
      r"training\.clients_per_round=5 exceeds data\.num_clients=4"),
     ("attack_round_after_last_round", [("training.attack_rounds", [2, 9])],
@@ -161,6 +166,26 @@ def test_preflight_refuses_a_missing_dataset_file(base_config, tmp_path):
     base_config["data"].update(dataset="npz", path=str(tmp_path / "absent.npz"))
     with pytest.raises(FileNotFoundError, match=r"data\.path: dataset file .*absent\.npz not found"):
         gh_config.preflight(validate_config(base_config))
+
+
+def test_preflight_refuses_source_test_split_of_an_npz_without_test_arrays(base_config, tmp_path):
+    base_config["data"].update(dataset="npz", path=str(_npz(tmp_path / "data.npz")), test_split="source")
+    with pytest.raises(ValueError, match=r"data\.test_split: source takes the test set from the file's own test "
+                                         r"part, but data\.path .*data\.npz has no arrays train_images, train_labels, "
+                                         r"test_images and test_labels \(found: images, labels\)"):
+        gh_config.preflight(validate_config(base_config))
+
+
+def test_prepare_data_refuses_a_test_size_above_the_source_test_part(base_config, tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (60, 1, 8, 8), dtype=np.uint8)
+    path = tmp_path / "data.npz"
+    np.savez(path, train_images=images[:54], train_labels=np.arange(54) % 3, test_images=images[54:],
+             test_labels=np.arange(6) % 3)
+    data = _npz_data(base_config, path)
+    data["test_split"] = "source"
+    with pytest.raises(ValueError, match=r"data\.test_size=10: exceeds the 6 images of the test part of .*data\.npz; "
+                                         r"lower it, or set it to null for the whole test part"):
+        _prepare(data, tmp_path)
 
 
 def test_preflight_refuses_clip_labels_without_weights(base_config, tmp_path):

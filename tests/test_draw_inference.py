@@ -79,14 +79,15 @@ def test_adaptive_oracle_replays_each_draws_rule_exactly(rule):
     assert gap < 1e-4
 
 
-def _public_only_upload(model, pool, params):
+def _public_only_upload(model, pool, params, protocol=None):
     """A GradientHide client's public stage alone (a private part of zero), and its draws."""
     defense = make_defense("gradienthide", params)
-    context = ClientContext(plain_protocol(0.1), torch.Generator().manual_seed(0), *pool)
+    protocol = protocol or plain_protocol(0.1)
+    context = ClientContext(protocol, torch.Generator().manual_seed(0), *pool)
     local = copy.deepcopy(model)
     start = {n: p.detach().clone() for n, p in local.named_parameters()}
     context.anchor = start
-    context.train(local, defense.public_batches(context), lr=defense.public_lr)
+    context.train(local, defense.public_batches(context), lr=defense.public_steps_spec().lr_at(protocol))
     return {n: p.detach() - start[n] for n, p in local.named_parameters()}, torch.stack(context.public_draws)
 
 
@@ -109,6 +110,24 @@ def test_adaptive_infer_recovers_the_draws_exactly_under_each_rule(rule):
         assert torch.equal(estimated[0], estimated[1])
     if rule == "disjoint":
         assert len(set(estimated.flatten().tolist())) == estimated.numel()
+
+
+def test_adaptive_infer_replays_a_public_lr_that_follows_the_schedule(monkeypatch):
+    from gradienthide import draw_inference
+
+    torch.manual_seed(0)
+    model = ConvNet(1, 10, 8, width=4)
+    pool = _digits(list(range(100, 140)))
+    params = {"public_steps": 2, "public_batch_size": 6, "public_lr": 0.04, "public_lr_schedule": "follow"}
+    late_round = ClientProtocol(local_steps=1, batch_size=8, lr=0.025, lr_scale=0.25)  # as a cosine schedule sends it
+    update, recorded = _public_only_upload(model, pool, params, late_round)
+    used, regress = [], draw_inference.regress_draws
+    monkeypatch.setattr(draw_inference, "regress_draws", lambda **kw: used.append(kw["setting"].lr) or regress(**kw))
+    attack = make_attack("adaptive_infer", {"iterations": 2, "restarts": 1, "estimation": "nnls"})
+    attack.prepare(defense=make_defense("gradienthide", params), public_pool=pool, seed=0)
+    attack.reconstruct(model, [AttackTarget(update, 6, pool[1][:6], late_round)], (1, 8, 8), seed=0, progress=False)
+    assert used == [0.04 * 0.25]  # the round's public lr, as the client took it
+    assert draw_overlap(attack.estimated_draws[0], recorded) == (1.0, 1.0)
 
 
 def test_also_adds_settings_without_renaming_or_changing_the_sweep(tiny_config):

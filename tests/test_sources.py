@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from gradienthide import artifacts, data, partition, sources
 from gradienthide import config as gh_config
-from gradienthide import data, sources
 from gradienthide.sources.base import round_robin
 
 
@@ -96,6 +96,18 @@ def test_partial_cifar_directory_lists_what_is_missing(tmp_path):
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
     with pytest.raises(FileNotFoundError, match=r"\(missing: data_batch_3\)"):
         sources.check_files({"dataset": "cifar10", "root": str(tmp_path)}, "data")
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_cifar_file_names_checked_before_any_job_are_torchvisions(name):
+    """The file check runs while Snakemake parses, without torchvision; its names must be the
+    ones torchvision then reads."""
+    source = sources.get(name, "data")
+    tv = source.torchvision_class()
+    assert source.base_folder == tv.base_folder
+    assert sorted(source.expected_files()) == sorted([file for file, _ in tv.train_list + tv.test_list]
+                                                     + [tv.meta["filename"]])
+    assert source.archive == tv.filename
 
 
 def write_png(path, colour, size):
@@ -218,3 +230,89 @@ def test_source_keys_are_checked_against_the_source(default_config):
     assert "data.root: only for data.dataset: cifar10, cifar100, tinyimagenet, imagefolder" in problems(root="/x")
     assert "data.download: 'imagefolder' cannot be downloaded (only cifar10, cifar100)" in problems(
         dataset="imagefolder", root="/x", download=True)
+
+
+# --- data.test_split: the source's own test part as the test set ----------------------------
+
+def _prepare(tmp_path, name, **data_settings):
+    """prepare_data's outputs under tmp_path/name: the prepared dataset and the split table."""
+    from gradienthide.stages.data import prepare_data
+
+    out = tmp_path / name
+    out.mkdir()
+    settings = {"image_size": 32, "public_pool_size": 4, "num_clients": 4, "max_images": None, **data_settings}
+    prepare_data(data=settings, seed=3, dataset=out / "dataset.safetensors", splits=out / "splits.parquet",
+                 client_classes=out / "classes.parquet")
+    return (data.load_dataset(out / "dataset.safetensors"),
+            artifacts.load_table(out / "splits.parquet", partition.SPLIT_COLUMNS), out)
+
+
+def _split_images(prepared, splits, split):
+    indices = torch.as_tensor(partition.indices_of(splits, split))
+    return prepared.images[indices], prepared.labels[indices].tolist()
+
+
+@pytest.mark.parametrize("hundred", [False, True])
+def test_source_test_split_is_exactly_the_cifar_test_set(tmp_path, unchecked_cifar_md5, hundred):
+    train_images, train_labels, test_images, test_labels = write_cifar(tmp_path, hundred=hundred, test=7)
+    where = {"dataset": "cifar100" if hundred else "cifar10", "root": str(tmp_path)}
+    prepared, splits, _ = _prepare(tmp_path, "whole", **where, test_split="source", test_size=None)
+    images, labels = _split_images(prepared, splits, "test")
+    assert torch.equal(images, torch.from_numpy(test_images)) and labels == list(test_labels)
+    # the clients and the public slice draw from the training part only, all of it
+    for split in ("client", "public"):
+        images, labels = _split_images(prepared, splits, split)
+        rows = [np.flatnonzero((train_images == image.numpy()).all(axis=(1, 2, 3))) for image in images]
+        assert all(len(r) == 1 for r in rows) and [train_labels[r[0]] for r in rows] == labels
+    assert (splits["split"] != "test").sum() == len(train_labels) and prepared.parts == (("train", 20), ("test", 7))
+
+    # a number: that many of the test images, seeded, in the source's order; max_images cuts the training part
+    some, some_splits, _ = _prepare(tmp_path, "some", **where, test_split="source", test_size=3, max_images=10)
+    images, labels = _split_images(some, some_splits, "test")
+    rows = [int(np.flatnonzero((test_images == image.numpy()).all(axis=(1, 2, 3)))[0]) for image in images]
+    assert len(set(rows)) == 3 and rows == sorted(rows) and labels == [test_labels[r] for r in rows]
+    assert some.parts == (("train", 10), ("test", 3)) and torch.equal(some.images[:10], torch.from_numpy(train_images[:10]))
+    again, _, _ = _prepare(tmp_path, "again", **where, test_split="source", test_size=3, max_images=10)
+    assert torch.equal(again.images, some.images)
+
+
+def test_holdout_test_split_is_unchanged(tmp_path, unchecked_cifar_md5):
+    """holdout (the default) draws data.test_size images from the whole source, train and test part alike."""
+    train_images, _, test_images, _ = write_cifar(tmp_path, test=7)
+    where = {"dataset": "cifar10", "root": str(tmp_path), "test_size": 5}
+    prepared, splits, implicit = _prepare(tmp_path, "implicit", **where)
+    assert torch.equal(prepared.images, torch.from_numpy(np.concatenate([train_images, test_images])))
+    assert splits.equals(partition.split_dataset(27, 5, 4, 4, seed=3))
+    _, _, explicit = _prepare(tmp_path, "explicit", **where, test_split="holdout")
+    for name in ("dataset.safetensors", "splits.parquet", "classes.parquet"):
+        assert (implicit / name).read_bytes() == (explicit / name).read_bytes()
+
+
+def test_source_test_split_of_an_npz_is_its_test_arrays(tmp_path):
+    rng = np.random.default_rng(5)
+    train, test = rng.integers(0, 256, (30, 1, 8, 8), dtype=np.uint8), rng.integers(0, 256, (6, 1, 8, 8), dtype=np.uint8)
+    path = tmp_path / "d.npz"
+    np.savez(path, train_images=train, train_labels=np.arange(30) % 3, test_images=test,
+             test_labels=np.array([2, 1, 0, 2, 1, 0]))
+    prepared, splits, _ = _prepare(tmp_path, "npz", dataset="npz", path=str(path), image_size=8,
+                                   test_split="source", test_size=None)
+    images, labels = _split_images(prepared, splits, "test")
+    assert torch.equal(images, torch.from_numpy(test)) and labels == [2, 1, 0, 2, 1, 0]
+    training = np.concatenate([partition.indices_of(splits, "client"), partition.indices_of(splits, "public")])
+    assert sorted(training.tolist()) == list(range(30))
+
+
+def test_source_test_split_is_refused_for_sources_without_a_test_part(default_config, tmp_path):
+    for dataset, extra in (("digits", {}), ("imagefolder", {"root": str(tmp_path)})):
+        config = dict(default_config, data={**default_config["data"], "dataset": dataset, "test_split": "source",
+                                            **extra})
+        with pytest.raises(gh_config.ConfigError, match=rf"data\.test_split: source takes the test set from the "
+                                                        rf"dataset's own test part, but data\.dataset '{dataset}' has "
+                                                        r"none; set data\.test_split: holdout"):
+            gh_config.validate_config(config)
+    # an npz decides by its arrays: checked with the files, before any job
+    np.savez(tmp_path / "all.npz", images=np.zeros((4, 1, 8, 8), np.uint8), labels=np.arange(4) % 2)
+    with pytest.raises(ValueError, match=r"data\.test_split: source .* data\.path .*all\.npz has no arrays "
+                                         r"train_images, train_labels, test_images and test_labels \(found: images, "
+                                         r"labels\)"):
+        sources.check_files({"dataset": "npz", "path": str(tmp_path / "all.npz"), "test_split": "source"}, "data")

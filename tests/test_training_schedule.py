@@ -111,23 +111,57 @@ def test_adaptive_oracle_replays_gradienthide_with_local_epochs_and_a_step_sched
     result = _train(protocol, settings, "gradienthide", params)
     attacked = result.attacked_rounds[3]
     assert attacked.protocol.lr == pytest.approx(0.15)
+    for upload in attacked.uploads:
+        assert _oracle_gap(attacked, upload, params) < 1e-4
+
+
+def _oracle_gap(attacked, upload, params):
+    """Largest relative difference between adaptive_oracle's replay of GradientHide (`params`,
+    the recorded draws, the round's protocol) at the client's true batch and the residual upload."""
+    from gradienthide.attacks import AttackTarget
+
     _, _, public = _digits_clients()
     model = ConvNet(1, 10, 8, width=4)
     model.load_state_dict(attacked.global_state)
     net = FunctionalModel(model)
-    from gradienthide.attacks import AttackTarget
+    attack = make_attack("adaptive_oracle", {"iterations": 1})
+    attack.prepare(defense=make_defense("gradienthide", params), public_pool=public,
+                   public_draws=[upload.public_draws], seed=0)
+    (residual,) = attack.prepare_targets(net, [AttackTarget(upload.update, upload.num_samples, upload.labels,
+                                                            attacked.protocol)])
+    problem = MatchingProblem(net, attacked.protocol, attacked.protocol.steps_for(upload.num_samples),
+                              tuple(upload.images.shape), [], restarts=1)
+    replayed = attack.simulated_descent(problem, upload.images, upload.labels, residual.extra)
+    return max(((replayed[n] + residual.update[n]).norm() / residual.update[n].norm()).item() for n in replayed)
 
-    for upload in attacked.uploads:
-        attack = make_attack("adaptive_oracle", {"iterations": 1})
-        attack.prepare(defense=make_defense("gradienthide", params), public_pool=public,
-                       public_draws=[upload.public_draws], seed=0)
-        (residual,) = attack.prepare_targets(net, [AttackTarget(upload.update, upload.num_samples, upload.labels,
-                                                                attacked.protocol)])
-        problem = MatchingProblem(net, attacked.protocol, attacked.protocol.steps_for(upload.num_samples),
-                                  tuple(upload.images.shape), [], restarts=1)
-        replayed = attack.simulated_descent(problem, upload.images, upload.labels, residual.extra)
-        gap = max(((replayed[n] + residual.update[n]).norm() / residual.update[n].norm()).item() for n in replayed)
-        assert gap < 1e-4
+
+def test_adaptive_oracle_replays_a_public_lr_that_follows_a_cosine_schedule_exactly():
+    protocol = ClientProtocol(local_steps=2, batch_size=4, lr=0.3)
+    follow = {"public_steps": 2, "public_batch_size": 8, "public_lr": 0.2, "public_lr_schedule": "follow"}
+    settings = RoundSettings(rounds=6, clients_per_round=2, attack_rounds=(1, 5),
+                             lr_schedule=LearningRateSchedule(kind="cosine"))
+    result = _train(protocol, settings, "gradienthide", follow)
+    first, late = result.attacked_rounds[1].protocol, result.attacked_rounds[5].protocol
+    assert first.lr_scale == 1.0 and late.lr_scale == pytest.approx(late.lr / 0.3) and late.lr_scale < 0.3
+    # the factor travels in the round's saved protocol
+    assert ClientProtocol.from_metadata(late.to_metadata()) == late and '"lr_scale"' in late.to_metadata()
+    for upload in result.attacked_rounds[5].uploads:
+        assert _oracle_gap(result.attacked_rounds[5], upload, follow) < 1e-4
+        # an attacker assuming the constant public_lr does not explain the upload
+        assert _oracle_gap(result.attacked_rounds[5], upload, {**follow, "public_lr_schedule": "constant"}) > 1e-2
+
+
+def test_a_constant_public_lr_keeps_todays_protocol_under_a_schedule():
+    protocol = ClientProtocol(local_steps=2, batch_size=4, lr=0.3)
+    params = {"public_steps": 2, "public_batch_size": 8, "public_lr": 0.2}
+    settings = RoundSettings(rounds=6, clients_per_round=2, attack_rounds=(5,),
+                             lr_schedule=LearningRateSchedule(kind="cosine"))
+    for explicit in ({}, {"public_lr_schedule": "constant"}):
+        late = _train(protocol, settings, "gradienthide", {**params, **explicit}).attacked_rounds[5]
+        assert late.protocol == settings.protocol_at(protocol, 5) and late.protocol.lr_scale == 1.0
+        assert "lr_scale" not in late.protocol.to_metadata()  # the saved metadata is as before
+        for upload in late.uploads:
+            assert _oracle_gap(late, upload, params) < 1e-4
 
 
 def test_the_train_stage_saves_each_attacked_rounds_protocol(tmp_path):

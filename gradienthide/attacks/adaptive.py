@@ -27,6 +27,7 @@ from typing import ClassVar
 import torch
 
 from gradienthide.attacks.inverting_gradients import InvertingGradients
+from gradienthide.defenses.base import round_lr
 
 
 @dataclass
@@ -38,6 +39,11 @@ class PublicKnowledge:
     labels: torch.Tensor
     steps: int
     lr: float
+    lr_schedule: str = "constant"  # follow: scaled each round like the private lr (protocol.lr_scale)
+
+    def lr_at(self, protocol) -> float:
+        """The public steps' lr in the round of `protocol` (the one sent with the global model)."""
+        return round_lr(self.lr, self.lr_schedule, protocol)
 
 
 @dataclass
@@ -69,7 +75,7 @@ class AdaptiveAttack(InvertingGradients):
             generator = torch.Generator().manual_seed(seed)
             chosen = torch.randperm(len(pool_labels), generator=generator)[: self.public_sample]
             pool_images, pool_labels = pool_images[chosen], pool_labels[chosen]
-        self.knowledge = PublicKnowledge(pool_images, pool_labels, spec.steps, spec.lr)
+        self.knowledge = PublicKnowledge(pool_images, pool_labels, spec.steps, spec.lr, spec.lr_schedule)
 
     def assumed_public_batches(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The public batches assumed for the target at `position`: [steps, batch, C, H, W] and
@@ -84,7 +90,7 @@ class AdaptiveAttack(InvertingGradients):
         net, protocol, params = problem.net, problem.protocol, problem.net.params
         after_private = protocol.replay(net.task_loss, params, protocol.split(x, y, problem.steps), anchor=params)
         final = protocol.replay(net.task_loss, after_private, zip(extra["public_images"], extra["public_labels"]),
-                                anchor=params, lr=self.knowledge.lr)
+                                anchor=params, lr=self.knowledge.lr_at(protocol))
         # minus (simulated upload - public-only change), like the residual target
         return {name: params[name] - final[name] + extra["public_only"][name] for name in params}
 
@@ -103,5 +109,6 @@ class AdaptiveAttack(InvertingGradients):
     def _public_change(self, net, protocol, images, labels):
         """The change the public steps alone make from the global model."""
         params = net.params
-        final = protocol.replay(net.task_loss, params, zip(images, labels), anchor=params, lr=self.knowledge.lr)
+        final = protocol.replay(net.task_loss, params, zip(images, labels), anchor=params,
+                                lr=self.knowledge.lr_at(protocol))
         return {name: (final[name] - params[name]).detach() for name in params}

@@ -18,7 +18,7 @@ BatchNorm (a BatchNorm model couples the images of a batch).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import torch
@@ -81,7 +81,9 @@ class AdaptiveInferAttack(AdaptiveOracleAttack):
                                            for i in range(0, len(setting.labels), self.chunk_size)]).cpu()
         bias_name = classifier_bias_name(net.module)
         self.estimated_draws = []
+        base_setting = setting
         for target in targets:
+            setting = replace(base_setting, lr=self.knowledge.lr_at(target.protocol))  # this round's public lr
             upload = {name: target.update[name].to(net.device).unsqueeze(0) for name in net.params}
             minus_upload = sketch({name: -value for name, value in upload.items()})[0]
             quotas = None

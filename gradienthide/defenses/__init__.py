@@ -1,17 +1,20 @@
-"""Defenses, by the name the config uses. Adding one: a new file and one line here."""
+"""Defenses, by the name the config uses. Adding one: a new file and one line here.
 
+A defense's module (and torch) is imported when the defense is built, not when Snakemake
+parses the workflow: the rules read only the names and `uses_public_pool`, given here too."""
+
+from gradienthide.configurable import Registry
 from gradienthide.defenses.base import ClientContext, Defense
-from gradienthide.defenses.dp import DifferentialPrivacy
-from gradienthide.defenses.gradienthide import GradientHide
-from gradienthide.defenses.mixup import Mixup
-from gradienthide.defenses.none import NoDefense
-from gradienthide.defenses.precode import Precode
-from gradienthide.defenses.pruning import GradientPruning
-from gradienthide.defenses.soteria import Soteria
 
-DEFENSES: dict[str, type[Defense]] = {
-    cls.name: cls for cls in (NoDefense, GradientHide, DifferentialPrivacy, GradientPruning, Soteria, Precode, Mixup)
-}
+DEFENSES: Registry = Registry("defenses", {
+    "none": "gradienthide.defenses.none:NoDefense",
+    "gradienthide": "gradienthide.defenses.gradienthide:GradientHide",
+    "dp": "gradienthide.defenses.dp:DifferentialPrivacy",
+    "pruning": "gradienthide.defenses.pruning:GradientPruning",
+    "soteria": "gradienthide.defenses.soteria:Soteria",
+    "precode": "gradienthide.defenses.precode:Precode",
+    "mixup": "gradienthide.defenses.mixup:Mixup",
+}, trait_names=("uses_public_pool",), traits={"gradienthide": {"uses_public_pool": True}})
 
 
 def make_defense(name: str, params: dict | None = None) -> Defense:

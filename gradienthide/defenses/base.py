@@ -10,15 +10,26 @@ A client's update runs in three overridable steps, so a defense changes only wha
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, ClassVar
 
 from gradienthide.configurable import Configurable
-from gradienthide.protocol import ClientProtocol, cross_entropy
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+if TYPE_CHECKING:  # torch only where a client trains: the config check builds defenses without it
+    import torch
+    from torch import nn
+
+    from gradienthide.protocol import ClientProtocol
+
+    Batch = tuple[torch.Tensor, torch.Tensor]
+
+PUBLIC_LR_SCHEDULES = ("constant", "follow")
+
+
+def round_lr(lr: float, lr_schedule: str, protocol: ClientProtocol) -> float:
+    """A defense's own lr in the round `protocol` was sent for: `lr` itself (constant), or `lr`
+    scaled by the server's schedule like the clients' private lr (follow). Clients and the
+    attackers replaying them both compute it here."""
+    return lr * protocol.lr_scale if lr_schedule == "follow" else lr
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,11 @@ class PublicSteps:
     pool_size: int | None = None  # the clients draw from the first pool_size pool images (None: all)
     augment: str = "none"  # how the clients perturb each drawn image (randomly, unknown to the server)
     draws: str = "independent"  # how the steps' batches relate: independent | disjoint | repeated
+    lr_schedule: str = "constant"  # constant: `lr` every round; follow: scaled like the private lr
+
+    def lr_at(self, protocol: ClientProtocol) -> float:
+        """The public steps' lr in the round `protocol` was sent for."""
+        return round_lr(self.lr, self.lr_schedule, protocol)
 
 
 @dataclass
@@ -74,6 +90,8 @@ class Defense(Configurable):
         return model
 
     def loss(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        from gradienthide.protocol import cross_entropy
+
         return cross_entropy(model, images, labels)
 
     def edit_gradients(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> None:

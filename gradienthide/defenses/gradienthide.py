@@ -10,10 +10,12 @@ same way for the task, so accuracy holds while gradient inversion loses its targ
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+from gradienthide.defenses.base import PUBLIC_LR_SCHEDULES, ClientContext, Defense, PublicSteps
 
-from gradienthide.defenses.base import ClientContext, Defense, PublicSteps
+if TYPE_CHECKING:  # torch is imported where the clients train, not by the config check
+    import torch
 
 
 @dataclass
@@ -24,6 +26,9 @@ class GradientHide(Defense):
     public_steps: int = 1
     public_batch_size: int = 32
     public_lr: float = 0.1
+    # "constant": public_lr every round; "follow": scaled each round by the factor the server's
+    # training.lr_schedule applies to the private lr, so late rounds keep the two in proportion
+    public_lr_schedule: str = "constant"
     # Knobs against an attacker who infers the draws (attacks/adaptive_infer.py):
     pool_size: int | None = None  # draw from the first pool_size pool images only (None: all)
     augment: str = "none"  # "flip_shift": each drawn image randomly flipped and shifted, so it is no exact pool atom
@@ -37,6 +42,9 @@ class GradientHide(Defense):
             raise ValueError(f"defenses.gradienthide.augment: {self.augment!r} is not one of {', '.join(AUGMENTATIONS)}")
         if self.draws not in DRAWS:
             raise ValueError(f"defenses.gradienthide.draws: {self.draws!r} is not one of {', '.join(DRAWS)}")
+        if self.public_lr_schedule not in PUBLIC_LR_SCHEDULES:
+            raise ValueError(f"defenses.gradienthide.public_lr_schedule: {self.public_lr_schedule!r} is not one of "
+                             f"{', '.join(PUBLIC_LR_SCHEDULES)}")
         if self.pool_size is not None:
             self.check_pool(self.pool_size)
 
@@ -52,13 +60,17 @@ class GradientHide(Defense):
         if context.public_images is None or context.public_labels is None:
             raise ValueError("gradienthide needs the public pool and its labels")
         context.train(model, private_batches)  # stage 1
-        context.train(model, self.public_batches(context), lr=self.public_lr)  # stage 2
+        public_lr = self.public_steps_spec().lr_at(context.protocol)
+        context.train(model, self.public_batches(context), lr=public_lr)  # stage 2
 
     def public_steps_spec(self) -> PublicSteps:
         return PublicSteps(steps=self.public_steps, batch_size=self.public_batch_size, lr=self.public_lr,
-                           pool_size=self.pool_size, augment=self.augment, draws=self.draws)
+                           pool_size=self.pool_size, augment=self.augment, draws=self.draws,
+                           lr_schedule=self.public_lr_schedule)
 
     def public_batches(self, context: ClientContext):
+        import torch
+
         pool_size = len(context.public_images) if self.pool_size is None else min(self.pool_size, len(context.public_images))
         batch_size = min(self.public_batch_size, pool_size)
         self.check_pool(pool_size)
@@ -90,6 +102,8 @@ DRAWS = ("independent", "disjoint", "repeated")
 def flip_and_shift(images: torch.Tensor, generator: torch.Generator, most: int = 2) -> torch.Tensor:
     """Each image mirrored left-right with probability 1/2 and shifted by up to `most` pixels
     each way (edges repeated), drawn from the client's own generator."""
+    import torch
+
     count, _, height, width = images.shape
     flips = torch.rand(count, generator=generator) < 0.5
     shifts = torch.randint(-most, most + 1, (count, 2), generator=generator)

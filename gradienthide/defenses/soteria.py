@@ -11,6 +11,10 @@ already and reveals nothing; it scores +inf so that it never takes up the prunin
 
 With BatchNorm the scores use its running statistics: a per-image Jacobian can neither use
 the batch's statistics nor update the running ones.
+
+The sensitivities are exact; on convolutional features they take one forward-mode pass per
+group of pixels that no feature sees together (gradienthide.input_sensitivity), which at 32x32
+is about 13x fewer passes than the dense Jacobian.
 """
 
 from __future__ import annotations
@@ -20,25 +24,18 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.func import jacfwd, jacrev, vmap
 
 from gradienthide.defenses.base import Defense
+from gradienthide.input_sensitivity import input_sensitivity
 
 
 def representation_scores(features, images: torch.Tensor) -> torch.Tensor:
     """Per feature: the summed ratio of input sensitivity to magnitude, shape [F]."""
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in features.modules()):
         features = copy.deepcopy(features).eval()
-
-    def single(x):
-        return features(x.unsqueeze(0)).squeeze(0)
-
     with torch.no_grad():
         representation = features(images)
-    # Forward mode costs one pass per input pixel, reverse mode one per feature: take the fewer.
-    jacobian_of = jacfwd if images[0].numel() <= representation.shape[1] else jacrev
-    jacobian = vmap(jacobian_of(single))(images.detach())  # [B, F, C, H, W]
-    sensitivity = jacobian.flatten(2).norm(dim=2)  # [B, F]
+    sensitivity = input_sensitivity(features, images)  # [B, F], exact (grouped where the structure allows)
     active = representation.abs() > 0
     ratios = torch.where(active, sensitivity / representation.abs().clamp_min(1e-12), torch.zeros_like(sensitivity))
     scores = ratios.sum(0)

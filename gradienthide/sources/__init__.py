@@ -41,12 +41,22 @@ def settings_problems(settings: dict, key: str) -> list[str]:
         able = ", ".join(n for n, s in SOURCES.items() if s.downloadable)
         problems.append(f"{key}.download: {name!r} cannot be downloaded (only {able}); put its files at {key}.root "
                         f"and set {key}.download: false")
+    if settings.get("test_split") == "source" and source.test_part is False:
+        having = ", ".join(f"{n} ({s.test_part_name})" for n, s in SOURCES.items() if s.test_part is not False)
+        problems.append(f"{key}.test_split: source takes the test set from the dataset's own test part, but "
+                        f"{key}.dataset {name!r} has none; set {key}.test_split: holdout ({key}.test_size images "
+                        f"held out at random), or use a source with a test part: {having}")
     return problems
 
 
 def check_files(settings: dict, key: str) -> None:
-    """Before any job: raise FileNotFoundError naming the directory and the files expected."""
-    get(settings["dataset"], key).check_files(settings, key)
+    """Before any job: raise FileNotFoundError naming the directory and the files expected
+    (ValueError when `test_split: source` needs a test part the file does not have)."""
+    source = get(settings["dataset"], key)
+    source.check_files(settings, key)
+    problem = source.test_part_problem(settings, key) if settings.get("test_split") == "source" else None
+    if problem:
+        raise ValueError(problem)
 
 
 __all__ = ["SOURCES", "Catalog", "ImageDataset", "Source", "catalog", "check_files", "get", "resize",

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+if TYPE_CHECKING:  # torch is imported where images are read, not by the config check
+    import torch
 
 RESIZE_CHUNK = 2048  # images resized at a time, so a large source never becomes one float tensor
 
@@ -31,6 +32,8 @@ class ImageDataset:
     channel_stats: dict | None = None
 
     def __post_init__(self):
+        import torch
+
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
             raise ValueError(f"{self.source}: images must be uint8 NCHW, got {self.images.dtype} {tuple(self.images.shape)}")
         if len(self.images) != len(self.labels):
@@ -50,6 +53,8 @@ class ImageDataset:
 
     def floats(self, indices=None) -> torch.Tensor:
         """Images in [0, 1] as float32 (all of them, or those at `indices`)."""
+        import torch
+
         if indices is not None and not isinstance(indices, torch.Tensor):
             indices = torch.from_numpy(np.array(indices, dtype=np.int64))  # a copy: pandas' arrays are read-only
         images = self.images if indices is None else self.images[indices]
@@ -58,6 +63,9 @@ class ImageDataset:
 
 def resize(images: torch.Tensor, size: int) -> torch.Tensor:
     """Resize uint8 NCHW images to size x size (antialiased bilinear), keeping uint8."""
+    import torch
+    import torch.nn.functional as F
+
     if images.shape[-1] == size and images.shape[-2] == size:
         return images
     chunks = []
@@ -93,6 +101,8 @@ class Catalog:
     def load(self, indices=None) -> ImageDataset:
         """The images at `indices` (all when None) as an ImageDataset; parts are counted for the
         chosen images when they are a prefix of the catalog (data.max_images)."""
+        import torch
+
         indices = torch.arange(len(self)) if indices is None else torch.as_tensor(indices, dtype=torch.long)
         parts = ()
         if self.parts and torch.equal(indices, torch.arange(len(indices))):
@@ -133,6 +143,14 @@ class Source:
     name: ClassVar[str]
     location: ClassVar[str | None] = None
     downloadable: ClassVar[bool] = False
+    # a test part of its own (data.test_split: source): True, False, or None when its file decides
+    test_part: ClassVar[bool | None] = False
+    test_part_name: ClassVar[str] = ""  # what the source calls it, for messages
+
+    def test_part_problem(self, settings: dict, key: str) -> str | None:
+        """Why the source's files give no test part (a message naming the file and what it
+        lacks), or None when they do. Only sources whose files decide (test_part None) look."""
+        return None
 
     def missing_files(self, settings: dict, key: str) -> str | None:
         """Why the source's files are not usable (a message naming the directory and the files

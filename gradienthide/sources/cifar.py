@@ -1,7 +1,8 @@
 """CIFAR-10 and CIFAR-100 through torchvision, from the python-version files under `root`.
 
 torchvision checks every file against the official md5 sums; nothing is downloaded unless
-`download: true`."""
+`download: true`. The file check before any job uses the folder and file names kept here
+(equal to torchvision's, tested), so that Snakemake's parse does not import torchvision."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-import torch
 
 from gradienthide.sources.base import Catalog, ImageDataset, Source, in_memory_catalog, root_of
 
@@ -19,28 +19,32 @@ CIFAR_PAGE = "https://www.cs.toronto.edu/~kriz/cifar.html"
 class _Cifar(Source):
     location = "root"
     downloadable = True
+    test_part = True
     title: ClassVar[str]
+    base_folder: ClassVar[str]  # torchvision's names: the extracted folder, its files, the archive
+    files: ClassVar[tuple[str, ...]]
+    archive: ClassVar[str]
 
     @staticmethod
     def torchvision_class():
         raise NotImplementedError
 
     def expected_files(self) -> list[str]:
-        tv = self.torchvision_class()
-        return [name for name, _ in tv.train_list + tv.test_list] + [tv.meta["filename"]]
+        return list(self.files)
 
     def missing_files(self, settings: dict, key: str) -> str | None:
-        tv = self.torchvision_class()
-        folder = root_of(settings) / tv.base_folder
+        folder = root_of(settings) / self.base_folder
         missing = [name for name in self.expected_files() if not (folder / name).is_file()]
         if not missing:
             return None
         return (f"{key}.root: {self.title} not found: expected the directory {folder} with the files "
-                f"{', '.join(self.expected_files())} (missing: {', '.join(missing)}). Download {tv.filename} "
+                f"{', '.join(self.expected_files())} (missing: {', '.join(missing)}). Download {self.archive} "
                 f"(python version) from {CIFAR_PAGE} and extract it into {root_of(settings)}, or set "
                 f"{key}.download: true on a machine with internet access.")
 
     def catalog(self, *, settings: dict, key: str, image_size: int) -> Catalog:
+        import torch
+
         self.check_files(settings, key)
         tv = self.torchvision_class()
         parts, images, labels = [], [], []
@@ -63,6 +67,10 @@ class _Cifar(Source):
 class Cifar10(_Cifar):
     name = "cifar10"
     title = "CIFAR-10"
+    test_part_name = "test_batch"
+    base_folder = "cifar-10-batches-py"
+    files = tuple(f"data_batch_{index}" for index in range(1, 6)) + ("test_batch", "batches.meta")
+    archive = "cifar-10-python.tar.gz"
 
     @staticmethod
     def torchvision_class():
@@ -74,6 +82,10 @@ class Cifar10(_Cifar):
 class Cifar100(_Cifar):
     name = "cifar100"
     title = "CIFAR-100"
+    test_part_name = "test"
+    base_folder = "cifar-100-python"
+    files = ("train", "test", "meta")
+    archive = "cifar-100-python.tar.gz"
 
     @staticmethod
     def torchvision_class():

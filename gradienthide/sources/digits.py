@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from gradienthide.sources.base import Catalog, ImageDataset, Source, in_memory_catalog
 
@@ -11,6 +10,7 @@ DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "e
 
 
 def load_digits_source() -> ImageDataset:
+    import torch
     from sklearn.datasets import load_digits
 
     digits = load_digits()

@@ -7,16 +7,20 @@ classes: any prefix (data.max_images) covers the classes evenly."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from tqdm import tqdm
 
 from gradienthide.sources.base import Catalog, Source, root_of, round_robin, square
+
+if TYPE_CHECKING:  # torch is imported where images are read, not by the config check
+    import torch
 
 
 def _decoder(paths: list[str], size: int):
     """read(indices): the images at those paths as uint8 NCHW, RGB, each brought to size x size
     (its central square, resized) when it is not already."""
+    import torch
     from torchvision.datasets.folder import default_loader
     from torchvision.transforms.functional import pil_to_tensor
 
@@ -34,6 +38,8 @@ def _decoder(paths: list[str], size: int):
 def _catalog(parts: list[tuple[str, list[tuple[str, int]]]], class_names: list[str], description: str,
              size: int) -> Catalog:
     """parts: (name, [(path, label), ...]) in order; each part listed round-robin over classes."""
+    import torch
+
     paths, labels, counts = [], [], []
     for name, samples in parts:
         order = round_robin([label for _, label in samples])
@@ -79,6 +85,8 @@ class TinyImageNet(Source):
 
     name = "tinyimagenet"
     location = "root"
+    test_part = True
+    test_part_name = "val/"
     FOLDER = "tiny-imagenet-200"
     URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 

@@ -6,7 +6,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from gradienthide.sources.base import Catalog, ImageDataset, Source, in_memory_catalog
 
@@ -38,6 +37,8 @@ def _class_indices(array: np.ndarray, path: Path, name: str, key: str) -> np.nda
 def load_npz_source(path: str | Path, key: str = "data.path") -> ImageDataset:
     """Accepts `images`/`labels`, or `train_images`/`train_labels` (with `test_images`/
     `test_labels` appended when present); `class_names` is optional."""
+    import torch
+
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"{key}: dataset file {path} not found")
@@ -67,6 +68,20 @@ def load_npz_source(path: str | Path, key: str = "data.path") -> ImageDataset:
 class Npz(Source):
     name = "npz"
     location = "path"
+    test_part = None  # when the file has test_images and test_labels
+    test_part_name = "test_images/test_labels"
+
+    def test_part_problem(self, settings: dict, key: str) -> str | None:
+        path = Path(settings["path"]).expanduser()
+        if not path.is_file() or not zipfile.is_zipfile(path):
+            return None  # reported by missing_files, or when the file is read
+        with np.load(path, allow_pickle=False) as arrays:
+            found = sorted(arrays.files)
+        if {"train_images", "train_labels", "test_images", "test_labels"} <= set(found):
+            return None
+        return (f"{key}.test_split: source takes the test set from the file's own test part, but {key}.path "
+                f"{path} has no arrays train_images, train_labels, test_images and test_labels (found: "
+                f"{', '.join(found)}); save them with numpy.savez, or set {key}.test_split: holdout")
 
     def missing_files(self, settings: dict, key: str) -> str | None:
         path = Path(settings["path"]).expanduser()

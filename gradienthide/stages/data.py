@@ -15,10 +15,17 @@ log = logging.getLogger(__name__)
 def prepare_data(*, data: dict, seed: int, dataset, splits, client_classes) -> None:
     """The prepared dataset (uint8 images; metadata: class names, source parts, the clients'
     per-channel statistics), the split table and the clients' class histogram."""
-    prepared = datasets.build_dataset(data)
-    table = partition.split_dataset(len(prepared.labels), data["test_size"], data["public_pool_size"],
-                                    data["num_clients"], seed, data.get("partition", "iid"),
-                                    labels=prepared.labels.numpy(), dirichlet_alpha=data.get("dirichlet_alpha"))
+    prepared = datasets.build_dataset(data, seed=seed)
+    if data.get("test_split", "holdout") == "source":  # the test set is the source's own test part
+        parts = dict(prepared.parts)
+        table = partition.split_with_test_part(parts["train"], parts["test"], data["public_pool_size"],
+                                               data["num_clients"], seed, data.get("partition", "iid"),
+                                               labels=prepared.labels.numpy(),
+                                               dirichlet_alpha=data.get("dirichlet_alpha"))
+    else:
+        table = partition.split_dataset(len(prepared.labels), data["test_size"], data["public_pool_size"],
+                                        data["num_clients"], seed, data.get("partition", "iid"),
+                                        labels=prepared.labels.numpy(), dirichlet_alpha=data.get("dirichlet_alpha"))
     training_images = prepared.images[torch.as_tensor(partition.indices_of(table, "client"))]
     prepared.channel_stats = datasets.channel_stats(training_images)
     histogram = partition.class_histogram(table, prepared.labels.numpy(), prepared.class_names)

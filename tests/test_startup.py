@@ -1,0 +1,82 @@
+"""Parsing the workflow stays light: Snakemake validates the config and plans the jobs without
+importing torch, which only the jobs themselves need (bench/startup.py measures the time).
+
+The rules learn what they need of the defenses and attacks from their registries' names and
+traits, without importing the classes; the tests below check that those agree with the classes."""
+
+import subprocess
+import sys
+from dataclasses import fields
+
+from conftest import planned_jobs, write_config
+
+# Runs Snakemake's command line in this interpreter and reports, after it has finished, which
+# heavy modules the parse imported.
+_REPORTING_SNAKEMAKE = """
+import atexit, sys
+atexit.register(lambda: print("IMPORTED:", sorted(m for m in ("torch", "torchvision", "open_clip") if m in sys.modules),
+                              file=sys.stderr))
+from snakemake.cli import main
+sys.argv = ["snakemake", *sys.argv[1:]]
+main()
+"""
+
+
+def test_dry_run_plans_every_job_without_importing_torch(repo, tmp_path, tiny_config):
+    tiny_config["metrics"]["lpips"] = False  # LPIPS' backbone file is checked for, not needed to plan
+    config_file = write_config(tmp_path / "config.yaml", tiny_config)
+    result = subprocess.run(
+        [sys.executable, "-c", _REPORTING_SNAKEMAKE, "-n", "--snakefile", str(repo / "Snakefile"),
+         "--directory", str(tmp_path), "--configfile", str(config_file)],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "IMPORTED: []" in result.stderr, result.stderr[-2000:]
+    # the parse did the whole job: attacks planned against every defense setting, with the
+    # public pool given to the adaptive attacks on GradientHide (registry traits)
+    jobs = planned_jobs(result.stdout + result.stderr)
+    attacked = {dict(part.split("=", 1) for part in wildcards.split(", "))["defense"]
+                for rule, wildcards in jobs if rule == "attack"}
+    assert attacked == {"none", "gradienthide", "pruning-fraction0.5", "pruning-fraction0.9", "dp", "soteria",
+                        "precode", "mixup"}
+    given_pool = {(job["attack"], job["defense"]) for job in _attack_jobs(result.stdout)
+                  if "results/labels/public_pool.safetensors" in job["input"]}
+    assert given_pool == {(attack, "gradienthide") for attack in ("adaptive", "adaptive_oracle", "adaptive_infer")}
+
+
+def _attack_jobs(output: str) -> list[dict]:
+    """Wildcards and the input line of every planned attack job."""
+    jobs, block = [], None
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith(("rule ", "localrule ")):
+            block = {} if line == "rule attack:" else None
+        elif block is not None and line.startswith("input:"):
+            block["input"] = line
+        elif block is not None and line.startswith("wildcards:"):
+            block.update(part.split("=", 1) for part in line[len("wildcards: "):].split(", "))
+            jobs.append(block)
+    return jobs
+
+
+def test_registry_traits_are_the_classes_own():
+    from gradienthide.attacks import ATTACKS
+    from gradienthide.defenses import DEFENSES
+
+    for registry in (DEFENSES, ATTACKS):
+        for name in registry:
+            cls = registry[name]
+            assert cls.name == name
+            for trait in registry.trait_names:
+                assert registry.trait(name, trait) == getattr(cls, trait), (name, trait)
+
+
+def test_schema_accepts_only_knobs_the_defenses_take():
+    """The config check builds only the defenses that draw from the public pool; the others'
+    blocks are checked by the schema alone, so every knob it accepts must be a field."""
+    from gradienthide.config import load_schema
+    from gradienthide.defenses import DEFENSES
+
+    blocks = load_schema()["properties"]["defenses"]["properties"]
+    for name in DEFENSES:
+        knobs = set(blocks[name].get("properties", {})) - {"also"}
+        assert knobs <= {field.name for field in fields(DEFENSES[name])}, name
