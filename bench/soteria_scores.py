@@ -17,9 +17,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch.func import jacfwd, jacrev, vmap
-
-from gradienthide.input_sensitivity import input_sensitivity, pixel_groups
+from gradienthide.input_sensitivity import dense_input_sensitivity, input_sensitivity, pixel_groups
 from gradienthide.models import build_model
 
 CASES = [  # (label, model config, image shape)
@@ -30,19 +28,10 @@ CASES = [  # (label, model config, image shape)
 ]
 
 
-def dense_sensitivity(features, images):
-    def single(x):
-        return features(x.unsqueeze(0)).squeeze(0)
-
-    feature_count = features(images[:1]).shape[1]
-    jacobian_of = jacfwd if images[0].numel() <= feature_count else jacrev
-    return vmap(jacobian_of(single))(images).flatten(2).norm(dim=2)
-
-
-def best_time(function, repeats_log: list[float]) -> None:
+def timed(function, times: list[float]) -> None:
     start = time.process_time()
     function()
-    repeats_log.append(time.process_time() - start)
+    times.append(time.process_time() - start)
 
 
 def main() -> None:
@@ -66,13 +55,13 @@ def main() -> None:
             F.cross_entropy(model(images), labels).backward()
 
         grouped = input_sensitivity(features, images)  # warm-up (and the colouring, cached)
-        dense = dense_sensitivity(features, images)
+        dense = dense_input_sensitivity(features, images)
         plain_step()
         times = {"grouped": [], "dense": [], "step": []}
         for _ in range(args.repeats):
-            best_time(lambda: input_sensitivity(features, images), times["grouped"])
-            best_time(lambda: dense_sensitivity(features, images), times["dense"])
-            best_time(plain_step, times["step"])
+            timed(lambda: input_sensitivity(features, images), times["grouped"])
+            timed(lambda: dense_input_sensitivity(features, images), times["dense"])
+            timed(plain_step, times["step"])
         g, d, s = (min(times[key]) for key in ("grouped", "dense", "step"))
         groups = pixel_groups(features, shape)
         group_count = "-" if groups is None else int(groups.max()) + 1

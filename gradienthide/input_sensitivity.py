@@ -27,12 +27,10 @@ from torch.func import jacfwd, jacrev, jvp, vmap
 
 from gradienthide.models import Normalize
 
-# Layers that never make a feature depend on more pixels: they act per element or per channel.
-_NO_NEW_DEPENDENCES = (nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.ELU, nn.SiLU, nn.Identity,
-                       nn.modules.batchnorm._BatchNorm, Normalize)
-
 # Per-element or per-channel layers (in eval mode): their Jacobian is diagonal.
 _DIAGONAL = (nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.ELU, nn.SiLU, nn.modules.batchnorm._BatchNorm)
+# Layers that never make a feature depend on more pixels.
+_NO_NEW_DEPENDENCES = _DIAGONAL + (nn.Identity, Normalize)
 
 _pixel_groups_cache: dict[tuple[str, tuple[int, ...]], torch.Tensor | None] = {}
 
@@ -165,13 +163,20 @@ def input_sensitivity(features: nn.Module, images: torch.Tensor, max_elements: i
         chunk = max(1, max_elements // (group_count * widest))
         return torch.cat([_pushed_tangents(features, images[start:start + chunk], tangents).square().sum(1).sqrt()
                           for start in range(0, len(images), chunk)])
+    return dense_input_sensitivity(features, images)
+
+
+@torch.no_grad()
+def dense_input_sensitivity(features: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """What `input_sensitivity` computes, from the whole Jacobian of each image: one
+    forward-mode pass per pixel or one reverse pass per feature, whichever are fewer."""
 
     def single(x):
         return features(x.unsqueeze(0)).squeeze(0)
 
-    # Forward mode costs one pass per input pixel, reverse mode one per feature: take the fewer.
+    feature_count = features(images[:1]).shape[1]
     jacobian_of = jacfwd if images[0].numel() <= feature_count else jacrev
-    return vmap(jacobian_of(single))(images).flatten(2).norm(dim=2)
+    return vmap(jacobian_of(single))(images.detach()).flatten(2).norm(dim=2)
 
 
 def _layer_outputs(features: nn.Sequential, image: torch.Tensor):
