@@ -28,6 +28,8 @@ the schedule's factor `lr_scale` (that round's lr over the base lr).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -42,6 +44,32 @@ ALGORITHMS = ("fedavg", "fedprox")
 
 def cross_entropy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(model(images), labels)
+
+
+_PLAIN_AUTOGRAD = contextvars.ContextVar("plain_autograd", default=False)
+
+
+@contextlib.contextmanager
+def plain_autograd():
+    """Within it, the replay's parameter gradients come from torch.autograd.grad(create_graph=True)
+    rather than torch.func.grad. Only for callers under no function transform (the attack
+    engine's one-row path, whose outer gradient is plain autograd): the same numbers, and 13-16 %
+    less time per objective there (bench/README.md, "Attack engine")."""
+    token = _PLAIN_AUTOGRAD.set(True)
+    try:
+        yield
+    finally:
+        _PLAIN_AUTOGRAD.reset(token)
+
+
+def parameter_gradient(task_loss, params: dict[str, torch.Tensor], images, labels) -> dict[str, torch.Tensor]:
+    """d task_loss / d params, differentiable in the images (and in params that carry a graph)."""
+    if not _PLAIN_AUTOGRAD.get():
+        return grad(task_loss)(params, images, labels)
+    with torch.enable_grad():
+        params = {name: p if p.requires_grad else p.detach().requires_grad_(True) for name, p in params.items()}
+        grads = torch.autograd.grad(task_loss(params, images, labels), list(params.values()), create_graph=True)
+    return dict(zip(params, grads))
 
 
 @dataclass(frozen=True)
@@ -127,7 +155,7 @@ class ClientProtocol:
         lr = self.lr if lr is None else lr
         current = params
         for images, labels in batches:
-            step_grad = grad(task_loss)(current, images, labels)
+            step_grad = parameter_gradient(task_loss, current, images, labels)
             if self.proximal:
                 current = {name: current[name] - lr * (step_grad[name] + self.mu * (current[name] - anchor[name]))
                            for name in current}
@@ -153,6 +181,6 @@ class ClientProtocol:
         term is zero there), computed directly."""
         steps = self.steps_for(len(labels)) if steps is None else steps
         if steps == 1:
-            return grad(task_loss)(params, images, labels)
+            return parameter_gradient(task_loss, params, images, labels)
         final = self.replay(task_loss, params, self.split(images, labels, steps), anchor=params)
         return {name: (params[name] - final[name]) / self.lr for name in params}

@@ -30,7 +30,7 @@ from torch.func import functional_call, grad_and_value, vmap
 from tqdm import tqdm
 
 from gradienthide.attacks.base import Attack, AttackTarget, classifier_bias_name
-from gradienthide.protocol import ClientProtocol
+from gradienthide.protocol import ClientProtocol, plain_autograd
 
 PROGRESS_EVERY = 50  # iterations between the progress bar's objective readings
 
@@ -43,6 +43,8 @@ class FunctionalModel:
         self.params = {name: p.detach() for name, p in model.named_parameters()}
         self.buffers = {name: b.detach() for name, b in model.named_buffers()}
         self.device = next(model.parameters()).device
+        # BatchNorm normalising by each batch's own statistics (the client's forward in training mode)
+        self.batch_statistics = any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules())
 
     def logits(self, params: dict[str, torch.Tensor], images: torch.Tensor) -> torch.Tensor:
         return functional_call(self.module, (params, self.buffers), (images,))
@@ -104,24 +106,36 @@ def over_rows(function, rows: int):
     return single
 
 
-def grad_and_value_over_rows(function, rows: int, argnums: int | tuple[int, ...] = 0):
-    """torch.func.grad_and_value(function, argnums) over rows (as `over_rows`). One row takes
-    the outer gradient with plain autograd, which costs less than the grad transform there."""
-    if rows > 1:
-        return over_rows(grad_and_value(function, argnums=argnums), rows)
-    positions = (argnums,) if isinstance(argnums, int) else argnums
+def grad_and_value_over_rows(function, rows: int, argnums: int | tuple[int, ...] = 0, *,
+                             batch_statistics: bool = False):
+    """Each row's value of `function` and its gradient with respect to the arguments at `argnums`.
 
-    def single(*args):
-        args = list(_tensors(lambda t: t[0], args))
+    The rows' values come from `over_rows` (one vmap); the gradient is plain autograd of their sum
+    taken outside the vmap. Rows are independent, so the sum's gradient is each row's own, and the
+    backward pass then runs on ordinary batched kernels rather than under vmap's batching rules:
+    vmap(grad_and_value(function))'s numbers up to float rounding (bit-identical on the ConvNet),
+    and faster (bench/README.md, "Attack engine").
+
+    `batch_statistics`: the model has BatchNorm layers normalising by the batch's statistics. The
+    gradient through those taken outside vmap differs from each row's own (measured: 1e-5 against
+    1e-17 in float64, torch 2.14), so several rows then take vmap(grad_and_value) as before."""
+    positions = (argnums,) if isinstance(argnums, int) else argnums
+    if batch_statistics and rows > 1:
+        return over_rows(grad_and_value(function, argnums=argnums), rows)
+    values_over_rows = over_rows(function, rows)
+
+    def batched(*args):
+        args = list(args)
         for i in positions:
             args[i] = args[i].detach().requires_grad_(True)
-        with torch.enable_grad():
-            value = function(*args)
-            grads = torch.autograd.grad(value, [args[i] for i in positions])
+        # one row runs under no function transform, so its replay may use plain autograd too
+        with torch.enable_grad(), plain_autograd() if rows == 1 else contextlib.nullcontext():
+            values = values_over_rows(*args)
+            grads = torch.autograd.grad(values.sum(), [args[i] for i in positions])
         grads = grads[0] if isinstance(argnums, int) else tuple(grads)
-        return _tensors(lambda t: t.detach().unsqueeze(0), (grads, value))
+        return _tensors(torch.Tensor.detach, (grads, values))
 
-    return single
+    return batched
 
 
 def _tensors(change, value):
@@ -232,7 +246,8 @@ class GradientMatchingAttack(Attack):
         rows = self.target_rows(problem)
         batch_labels = problem.per_row(labels)
         objective = self._row_objective(problem)
-        objective_and_grad = grad_and_value_over_rows(objective, problem.rows)
+        objective_and_grad = grad_and_value_over_rows(objective, problem.rows,
+                                                      batch_statistics=problem.net.batch_statistics)
         x = self.initial_images(problem, generator).requires_grad_(True)
         optimiser = torch.optim.Adam([x], lr=self.lr)
         milestones = [int(self.iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)]
@@ -279,7 +294,8 @@ class GradientMatchingAttack(Attack):
         else:
             y = problem.per_row(labels)
             variables, argnums, row_objective = [x], (0,), objective
-        batched = grad_and_value_over_rows(row_objective, problem.rows, argnums)
+        batched = grad_and_value_over_rows(row_objective, problem.rows, argnums,
+                                           batch_statistics=problem.net.batch_statistics)
         best_value = torch.full((problem.rows,), float("inf"), device=problem.net.device)
         best_x, best_y = x.detach().clone(), y.detach().clone()
         diverged = False

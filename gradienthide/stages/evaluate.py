@@ -40,7 +40,7 @@ def evaluate_shard(*, reconstructions, private, identity: dict, metrics, grid, m
     for item in shard:
         originals, labels = originals_by_client[item.client]
         table = image_quality.image_metrics(item.images, originals)
-        matched = item.images[torch.as_tensor(table["matched_reconstruction"].to_numpy())]
+        matched = item.images[torch.as_tensor(table["matched_reconstruction"].to_numpy(copy=True))]  # pandas may hand out a read-only view
         table.insert(0, "position", item.position)
         table.insert(1, "client", item.client)
         table["label"] = labels.numpy()
