@@ -80,30 +80,90 @@ def test_gradinversion_matches_the_plain_loop():
     assert torch.allclose(images, plain, atol=1e-5)
 
 
-@pytest.mark.parametrize("arch,norm", [("convnet", "none"), ("convnet", "batch"), ("lenet", "none")])
-def test_each_rows_gradient_in_a_batched_call_is_the_rows_own(arch, norm):
-    """The engine's several-row gradient (autograd outside the vmap; vmap(grad) under batch
-    statistics) gives each row what the row computed alone gives, in float64 where float
-    rounding cannot hide a wrong formula."""
-    from gradienthide.attacks.optimization import FunctionalModel, MatchingProblem, grad_and_value_over_rows
+def _float64_problem(model, channels: int, rows_per_target: int = 2):
+    """Two targets (one local step of BATCH random images each) on `model` in float64."""
+    from gradienthide.attacks import AttackTarget
+    from gradienthide.attacks.optimization import FunctionalModel, MatchingProblem
+    from gradienthide.defenses import ClientContext, make_defense
+    from gradienthide.protocol import ClientProtocol
 
-    model = make_model(arch, size=SIZE, width=4, **({"norm": norm} if arch == "convnet" else {}))
-    targets = make_targets(model, 2, batch=BATCH, size=SIZE, lr=LR)
     model = as_client_forward(model.double())
-    for target in targets:
-        target.update = {name: value.double() for name, value in target.update.items()}
+    protocol = ClientProtocol(local_steps=1, batch_size=BATCH, lr=LR)
+    targets = []
+    for t in range(2):
+        x, y = draws((BATCH, channels, SIZE, SIZE), seed=10 + t).double(), torch.tensor([t, t + 1])
+        update = make_defense("none").client_update(copy.deepcopy(model), [(x, y)], ClientContext(protocol, torch.Generator()))
+        targets.append(AttackTarget(update, BATCH, y, protocol))
+    return MatchingProblem(FunctionalModel(model), protocol, 1, (BATCH, channels, SIZE, SIZE), targets, rows_per_target)
+
+
+def _rgb_convnet_with_input_normalisation():
+    from gradienthide.models import build_model
+
+    torch.manual_seed(0)
+    stats = {"mean": [0.5, 0.4, 0.3], "std": [0.25, 0.2, 0.3]}
+    return build_model({"arch": "convnet", "width": 4, "normalize": True}, (3, SIZE, SIZE), 10, channel_stats=stats)
+
+
+@pytest.mark.parametrize("name,build,channels,outside", [
+    ("convnet", lambda: make_model("convnet", size=SIZE, width=4), 1, True),
+    ("convnet, RGB, input normalisation", _rgb_convnet_with_input_normalisation, 3, True),
+    ("lenet (sigmoid)", lambda: make_model("lenet", size=SIZE, width=4), 1, True),
+    ("convnet + BatchNorm", lambda: make_model("convnet", size=SIZE, width=4, norm="batch"), 1, False),
+])
+def test_each_rows_gradient_in_a_batched_call_is_the_rows_own(name, build, channels, outside):
+    """The engine's several-row gradient (autograd outside the vmap where every layer allows it,
+    vmap(grad) otherwise) gives each row what the row computed alone gives, in float64 where
+    float rounding cannot hide a wrong formula."""
+    from gradienthide.attacks.optimization import grad_and_value_over_rows
+
+    problem = _float64_problem(build(), channels)
+    assert problem.net.rows_differentiable_outside_vmap == outside
     attack = make_attack("ig", {"iterations": 1, "restarts": 2})
-    problem = MatchingProblem(FunctionalModel(model), targets[0].protocol, 1, (BATCH, 1, SIZE, SIZE), targets, 2)
-    assert problem.net.batch_statistics == (norm == "batch")
-    rows, labels = attack.target_rows(problem), problem.per_row([t.known_labels for t in targets])
-    x = draws((4, BATCH, 1, SIZE, SIZE)).double()
+    rows, labels = attack.target_rows(problem), problem.per_row([t.known_labels for t in problem.targets])
+    x = draws((4, BATCH, channels, SIZE, SIZE)).double()
     objective = attack._row_objective(problem)
-    batched_grad, batched_value = grad_and_value_over_rows(objective, 4, batch_statistics=problem.net.batch_statistics)(
-        x, labels, rows)
+    batched_grad, batched_value = grad_and_value_over_rows(
+        objective, 4, outside_vmap=problem.net.rows_differentiable_outside_vmap)(x, labels, rows)
     alone = grad_and_value_over_rows(objective, 1)
     for k in range(4):
         row = {"wanted": {n: w[k:k + 1] for n, w in rows["wanted"].items()}, "wanted_norm": rows["wanted_norm"][k:k + 1],
                "extra": {}}
         grad_k, value_k = alone(x[k:k + 1], labels[k:k + 1], row)
-        assert torch.allclose(batched_value[k], value_k[0], rtol=1e-12, atol=1e-14), f"row {k}"
-        assert torch.allclose(batched_grad[k], grad_k[0], rtol=1e-9, atol=1e-13), f"row {k}"
+        assert torch.allclose(batched_value[k], value_k[0], rtol=1e-12, atol=1e-14), f"{name}: row {k}"
+        assert torch.allclose(batched_grad[k], grad_k[0], rtol=1e-9, atol=1e-13), f"{name}: row {k}"
+
+
+def test_normalisation_by_statistics_keeps_the_vmap_gradient():
+    """Through BatchNorm, InstanceNorm and LayerNorm the gradient taken outside vmap is not each
+    row's own (the reason for the whitelist): such models are not treated as row-wise."""
+    from gradienthide.attacks.optimization import FunctionalModel
+
+    for norm in (torch.nn.BatchNorm2d(4), torch.nn.InstanceNorm2d(4, affine=True), torch.nn.LayerNorm([4, SIZE, SIZE])):
+        model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), norm, torch.nn.ReLU(), torch.nn.Flatten(),
+                                    torch.nn.Linear(4 * SIZE * SIZE, 10))
+        assert not FunctionalModel(model).rows_differentiable_outside_vmap, type(norm).__name__
+
+
+def test_precode_rows_get_the_same_gradient_either_way():
+    """PRECODE's bottleneck draws noise per row; with the same seed, the gradient taken outside
+    the vmap equals vmap(grad)'s in float64."""
+    from torch.func import grad_and_value, vmap
+
+    from gradienthide.attacks.optimization import grad_and_value_over_rows
+    from gradienthide.defenses import make_defense
+
+    torch.manual_seed(0)
+    model = make_defense("precode", {"bottleneck_size": 8}).adapt_model(make_model("convnet", size=SIZE, width=4))
+    problem = _float64_problem(model, 1)
+    assert problem.net.rows_differentiable_outside_vmap
+    attack = make_attack("ig", {"iterations": 1, "restarts": 2})
+    rows, labels = attack.target_rows(problem), problem.per_row([t.known_labels for t in problem.targets])
+    x = draws((4, BATCH, 1, SIZE, SIZE)).double()
+    objective = attack._row_objective(problem)
+    torch.manual_seed(1)
+    outside = grad_and_value_over_rows(objective, 4)(x, labels, rows)
+    torch.manual_seed(1)
+    inside = vmap(grad_and_value(objective), randomness="different")(x, labels, rows)
+    assert torch.allclose(outside[1], inside[1], rtol=1e-12)
+    assert torch.allclose(outside[0], inside[0], rtol=1e-9, atol=1e-13)

@@ -30,9 +30,18 @@ from torch.func import functional_call, grad_and_value, vmap
 from tqdm import tqdm
 
 from gradienthide.attacks.base import Attack, AttackTarget, classifier_bias_name
+from gradienthide.models import Normalize
 from gradienthide.protocol import ClientProtocol, plain_autograd
 
 PROGRESS_EVERY = 50  # iterations between the progress bar's objective readings
+
+
+# Layers through which the gradient of several rows' summed objective, taken by autograd outside
+# their vmap, equals each row's own gradient (tests/test_attack_engine.py checks it in float64).
+# Normalisation by a batch's or a sample's statistics is not among them: through BatchNorm,
+# InstanceNorm and LayerNorm that gradient is off by 1e-3 to 1e-2 (torch 2.14), so a model with
+# any layer not listed keeps vmap(grad_and_value).
+ROWWISE_LAYERS = (nn.Conv2d, nn.Linear, nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Flatten, nn.Identity, Normalize)
 
 
 class FunctionalModel:
@@ -43,8 +52,8 @@ class FunctionalModel:
         self.params = {name: p.detach() for name, p in model.named_parameters()}
         self.buffers = {name: b.detach() for name, b in model.named_buffers()}
         self.device = next(model.parameters()).device
-        # BatchNorm normalising by each batch's own statistics (the client's forward in training mode)
-        self.batch_statistics = any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules())
+        self.rows_differentiable_outside_vmap = all(
+            isinstance(m, ROWWISE_LAYERS) for m in model.modules() if not list(m.children()))
 
     def logits(self, params: dict[str, torch.Tensor], images: torch.Tensor) -> torch.Tensor:
         return functional_call(self.module, (params, self.buffers), (images,))
@@ -107,7 +116,7 @@ def over_rows(function, rows: int):
 
 
 def grad_and_value_over_rows(function, rows: int, argnums: int | tuple[int, ...] = 0, *,
-                             batch_statistics: bool = False):
+                             outside_vmap: bool = True):
     """Each row's value of `function` and its gradient with respect to the arguments at `argnums`.
 
     The rows' values come from `over_rows` (one vmap); the gradient is plain autograd of their sum
@@ -116,11 +125,10 @@ def grad_and_value_over_rows(function, rows: int, argnums: int | tuple[int, ...]
     vmap(grad_and_value(function))'s numbers up to float rounding (bit-identical on the ConvNet),
     and faster (bench/README.md, "Attack engine").
 
-    `batch_statistics`: the model has BatchNorm layers normalising by the batch's statistics. The
-    gradient through those taken outside vmap differs from each row's own (measured: 1e-5 against
-    1e-17 in float64, torch 2.14), so several rows then take vmap(grad_and_value) as before."""
+    `outside_vmap` False (a model with layers outside ROWWISE_LAYERS): several rows take
+    vmap(grad_and_value(function)) instead."""
     positions = (argnums,) if isinstance(argnums, int) else argnums
-    if batch_statistics and rows > 1:
+    if not outside_vmap and rows > 1:
         return over_rows(grad_and_value(function, argnums=argnums), rows)
     values_over_rows = over_rows(function, rows)
 
@@ -247,7 +255,7 @@ class GradientMatchingAttack(Attack):
         batch_labels = problem.per_row(labels)
         objective = self._row_objective(problem)
         objective_and_grad = grad_and_value_over_rows(objective, problem.rows,
-                                                      batch_statistics=problem.net.batch_statistics)
+                                                      outside_vmap=problem.net.rows_differentiable_outside_vmap)
         x = self.initial_images(problem, generator).requires_grad_(True)
         optimiser = torch.optim.Adam([x], lr=self.lr)
         milestones = [int(self.iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)]
@@ -295,7 +303,7 @@ class GradientMatchingAttack(Attack):
             y = problem.per_row(labels)
             variables, argnums, row_objective = [x], (0,), objective
         batched = grad_and_value_over_rows(row_objective, problem.rows, argnums,
-                                           batch_statistics=problem.net.batch_statistics)
+                                           outside_vmap=problem.net.rows_differentiable_outside_vmap)
         best_value = torch.full((problem.rows,), float("inf"), device=problem.net.device)
         best_x, best_y = x.detach().clone(), y.detach().clone()
         diverged = False
