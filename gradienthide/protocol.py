@@ -53,8 +53,8 @@ _PLAIN_AUTOGRAD = contextvars.ContextVar("plain_autograd", default=False)
 def plain_autograd():
     """Within it, the replay's parameter gradients come from torch.autograd.grad(create_graph=True)
     rather than torch.func.grad. Only for callers under no function transform (the attack
-    engine's one-row path, whose outer gradient is plain autograd): the same numbers, and 13-16 %
-    less time per objective there (bench/README.md, "Attack engine")."""
+    engine's one-row path, whose outer gradient is plain autograd): the same numbers in less time
+    (DLG on one target 1.23-1.36x faster; bench/README.md, "Attack engine")."""
     token = _PLAIN_AUTOGRAD.set(True)
     try:
         yield
@@ -68,8 +68,10 @@ def parameter_gradient(task_loss, params: dict[str, torch.Tensor], images, label
         return grad(task_loss)(params, images, labels)
     with torch.enable_grad():
         params = {name: p if p.requires_grad else p.detach().requires_grad_(True) for name, p in params.items()}
-        grads = torch.autograd.grad(task_loss(params, images, labels), list(params.values()), create_graph=True)
-    return dict(zip(params, grads))
+        grads = torch.autograd.grad(task_loss(params, images, labels), list(params.values()), create_graph=True,
+                                    allow_unused=True)
+    # a parameter the loss does not reach gets zeros, as from torch.func.grad
+    return {name: torch.zeros_like(p) if g is None else g for (name, p), g in zip(params.items(), grads)}
 
 
 @dataclass(frozen=True)
