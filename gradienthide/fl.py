@@ -239,7 +239,8 @@ def run_federated(
             average_buffers(model, client_buffers)
         accuracy, loss = evaluate(model, *test_data)
         rows.append({"round": round_number, "test_accuracy": accuracy, "test_loss": loss})
-        bar.set_postfix(accuracy=f"{accuracy:.3f}", refresh=False)  # the bar redraws every mininterval, not every round
+        # shown at the bar's next redraw (every mininterval), not redrawn every round: logs stay short
+        bar.set_postfix(accuracy=f"{accuracy:.3f}", refresh=False)
         if not progress and (round_number % 10 == 0 or round_number == settings.rounds):
             log.info("round %d/%d: test accuracy %.3f", round_number, settings.rounds, accuracy)
 

@@ -40,7 +40,8 @@ def evaluate_shard(*, reconstructions, private, identity: dict, metrics, grid, m
     for item in shard:
         originals, labels = originals_by_client[item.client]
         table = image_quality.image_metrics(item.images, originals)
-        matched = item.images[torch.as_tensor(table["matched_reconstruction"].to_numpy(copy=True))]  # pandas may hand out a read-only view
+        # a copy: pandas may hand out a read-only view, which torch.as_tensor warns about
+        matched = item.images[torch.as_tensor(table["matched_reconstruction"].to_numpy(copy=True))]
         table.insert(0, "position", item.position)
         table.insert(1, "client", item.client)
         table["label"] = labels.numpy()
