@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import zlib
 from pathlib import Path
 
 import yaml
@@ -138,6 +139,15 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
+def _data_left(stream) -> bool:
+    """Whether anything but zeros is left in `stream`. Reading a gzip stream to its end also
+    runs gzip's CRC check, which raises on damage."""
+    left = False
+    while chunk := stream.read(_CHUNK):
+        left = left or chunk.count(0) != len(chunk)
+    return left
+
+
 def verify_archive(path: str | os.PathLike) -> list[str]:
     """Problems found in the archive at `path`, one line each naming the member; empty if none."""
     problems: list[str] = []
@@ -154,12 +164,21 @@ def verify_archive(path: str | os.PathLike) -> list[str]:
                 elif member.isfile():
                     digests[member.name] = _sha256_stream(tar.extractfile(member))
                 current, last = None, member.name
-    except (tarfile.TarError, OSError, EOFError, ValueError, UnicodeDecodeError) as error:
+            # tarfile ends its iteration silently at a damaged member header, as if the archive
+            # ended there: only end-of-archive zeros may follow the last member read
+            if _data_left(tar.fileobj):
+                raise tarfile.ReadError("a damaged member header follows it")
+    except (tarfile.TarError, OSError, EOFError, ValueError, UnicodeDecodeError, zlib.error) as error:
         # damaged compression or tar structure: nothing after this point can be read
         if current:
             problems.append(f"{current}: unreadable, the archive is damaged inside this member ({error})")
+        elif last and listed_text is None:
+            problems.append(f"{last}: unreadable, the archive is damaged at the end of this member or right "
+                            f"after it ({error}); no member after it can be read")
+        elif last:
+            problems.append(f"{path}: its compressed data fails gzip's check ({error})")
         else:
-            problems.append(f"{path}: unreadable after member {last} ({error})")
+            problems.append(f"{path}: unreadable ({error})")
     if listed_text is None:
         problems.append(f"{MANIFEST_NAME}: missing or unreadable, so no member can be checked")
         return problems
