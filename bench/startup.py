@@ -1,7 +1,7 @@
 """Benchmark: time lost between jobs: the no-op dry run of a finished run's DAG, the dry run of
 the largest paper config (its 359 jobs planned, with the stand-in dataset and CLIP files of
-tests/test_paper_configs.py), and the import of each stage module (what every job pays before
-its work starts).
+tests/test_paper_configs.py), the import of each stage module, and an attack job's start (its
+imports and the determinism flag every job sets: what every job pays before its work starts).
 
 Each measurement is a fresh process, run once to warm the file cache, then --repeats times
 alternating with the baseline tree when one is given (--baseline-src: another checkout of
@@ -53,7 +53,7 @@ def compare(name: str, command_for, sides: dict[str, Path], cwd: Path, repeats: 
     best = {side: [float("inf"), float("inf")] for side in sides}
     for repeat in range(repeats + 1):  # round 0 warms up
         for side, src in sides.items():
-            wall, cpu = timed(command_for(src), src=src, cwd=cwd)
+            wall, cpu = timed(command_for(src), src=src, cwd=cwd(src) if callable(cwd) else cwd)
             if repeat:
                 best[side] = [min(best[side][0], wall), min(best[side][1], cpu)]
     cells = "  ".join(f"{side}: {wall:6.2f} s wall {cpu:6.2f} s CPU" for side, (wall, cpu) in best.items())
@@ -119,7 +119,16 @@ def main() -> None:
                                  str(workdirs[src]), "--configfile", str(workdirs[src] / "config.yaml")],
                     sides, Path(directory), args.repeats)
     for module in args.modules:
-        compare(f"import {module}", lambda src, module=module: [sys.executable, "-c", f"import {module}"], sides, REPO, args.repeats)
+        # run in the side's own tree: `python -c` puts the working directory first on sys.path
+        compare(f"import {module}", lambda src, module=module: [sys.executable, "-c", f"import {module}"], sides,
+                lambda src: src, args.repeats)
+    # what every job pays before its work: its stage's imports and the determinism flag start_job sets
+    # (a tree without workflow.use_deterministic_algorithms makes torch's public call)
+    job_start = ("import gradienthide.stages.attack, gradienthide.workflow as workflow, torch\n"
+                 "getattr(workflow, 'use_deterministic_algorithms',\n"
+                 "        lambda: torch.use_deterministic_algorithms(True, warn_only=True))()")
+    compare("attack job start (imports + flag)", lambda src: [sys.executable, "-c", job_start], sides,
+            lambda src: src, args.repeats)
 
 
 if __name__ == "__main__":

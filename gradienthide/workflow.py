@@ -23,6 +23,17 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def use_deterministic_algorithms() -> None:
+    """torch.use_deterministic_algorithms(True, warn_only=True), without its import of
+    torch._inductor.config, whose only use there is to set inductor's `deterministic` flag:
+    that import cost every job about 1.5 s of start-up (bench/README.md, "Between jobs"), and no
+    stage compiles. Where inductor is already loaded, the public call sets both."""
+    if "torch._inductor.config" in sys.modules or not hasattr(torch._C, "_set_deterministic_algorithms"):
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        torch._C._set_deterministic_algorithms(True, warn_only=True)
+
+
 def start_job(snakemake) -> torch.device:
     """Send logging and progress bars to the rule's log, set threads and determinism.
 
@@ -48,7 +59,7 @@ def start_job(snakemake) -> torch.device:
     # deterministic kernels (CUDA's cuBLAS needs a fixed workspace for that), and every global
     # generator seeded; stages that draw at random seed their own generators as well
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    use_deterministic_algorithms()
     seed = int(snakemake.config.get("seed", 0))
     random.seed(seed)
     np.random.seed(seed)

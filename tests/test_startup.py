@@ -80,3 +80,14 @@ def test_schema_accepts_only_knobs_the_defenses_take():
     for name in DEFENSES:
         knobs = set(blocks[name].get("properties", {})) - {"also"}
         assert knobs <= {field.name for field in fields(DEFENSES[name])}, name
+
+
+def test_a_job_turns_on_deterministic_algorithms_without_importing_inductor():
+    # torch.use_deterministic_algorithms imports torch._inductor.config (about 1.5 s per job)
+    probe = ("import sys, torch\n"
+             "from gradienthide.workflow import use_deterministic_algorithms\n"
+             "use_deterministic_algorithms()\n"
+             "print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),\n"
+             "      'torch._inductor' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True)
+    assert result.stdout.split() == ["True", "True", "False"], result.stdout + result.stderr
