@@ -1,7 +1,7 @@
 """Benchmark: the gradient-matching engine's cost per target and iteration.
 
-For each attack (ig, dlg, gradinversion), model (convnet, lenet) and shard size (1, 4, 16
-targets), three sides invert the same targets:
+For each attack (ig, dlg, gradinversion), model (convnet, lenet, resnet18) and shard size (1, 4,
+16 targets), three sides invert the same targets:
   batched   the engine, all the shard's targets in one reconstruct call (one vmap-ed run)
   single    the engine, one target per reconstruct call
   plain     bench/reference.py: nn.Module, autograd.grad(create_graph=True), Python sums,
@@ -11,8 +11,12 @@ round of each side is reported (CPU time of this process, so that other
 processes on a shared machine disturb it less), as ms per target-iteration (an L-BFGS iteration is one
 objective evaluation), with the ratios plain/batched and single/batched.
 
+ResNet-18 (BatchNorm, as in configs/paper-cifar10.yaml) is not in the default --archs: an
+iteration costs about a hundred times the ConvNet's, so run it on its own with fewer
+iterations (--iterations sets every attack's count; DLG's L-BFGS steps).
+
 Usage: .venv/bin/python bench/attack_engine.py [--attacks ig dlg gradinversion]
-       [--archs convnet lenet] [--shards 1 4 16] [--repeats 3] [--threads 1]
+       [--archs convnet lenet resnet18] [--shards 1 4 16] [--repeats 3] [--threads 1] [--iterations N]
 """
 
 from __future__ import annotations
@@ -86,22 +90,25 @@ def main() -> None:
     parser.add_argument("--shards", nargs="+", type=int, default=[1, 4, 16])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--iterations", type=int, default=None, help="every attack's iterations (default: SETTINGS)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.iterations is not None:
+        for settings in SETTINGS.values():
+            settings["iterations"] = args.iterations
     print(f"ms per target-iteration, {args.threads} thread(s), batch {BATCH}, {SIZE}x{SIZE}; best of {args.repeats}")
     print(f"{'attack':14} {'arch':8} {'shard':>5} {'batched':>8} {'single':>8} {'plain':>8} {'plain/batched':>14} "
           f"{'single/batched':>15}")
     for attack in args.attacks:
         for arch in args.archs:
-            if attack == "gradinversion" and arch != "convnet":
-                continue  # GradInversion needs BatchNorm, which only the ConvNet has here
-            model = make_model(arch, size=SIZE, width=16 if arch == "convnet" else None,
-                               norm="batch" if attack == "gradinversion" else "none")
+            if attack == "gradinversion" and arch == "lenet":
+                continue  # GradInversion needs BatchNorm, which LeNet has not
+            norm = "batch" if attack == "gradinversion" or arch == "resnet18" else "none"
+            model = make_model(arch, size=SIZE, width=16 if arch == "convnet" else None, norm=norm)
             all_targets = make_targets(model, max(args.shards), batch=BATCH, size=SIZE, lr=LR)
-            if attack == "gradinversion":
-                plain_model = as_client_forward(copy.deepcopy(model))
-            else:
-                plain_model = model
+            if norm == "batch":  # BatchNorm by the batch's statistics, as the attack stage sets it
+                model = as_client_forward(model)
+            plain_model = model
             for shard in args.shards:
                 targets = all_targets[:shard]
                 sides = {

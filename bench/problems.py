@@ -27,7 +27,7 @@ def make_model(arch: str, *, size: int = 16, width: int | None = None, norm: str
     config = {"arch": arch}
     if width is not None:
         config["width"] = width
-    if arch == "convnet":
+    if arch in ("convnet", "resnet18"):
         config["norm"] = norm
     return build_model(config, (1, size, size), 10)
 
