@@ -25,9 +25,10 @@ def pick_device(name: str) -> torch.device:
 
 def use_deterministic_algorithms() -> None:
     """torch.use_deterministic_algorithms(True, warn_only=True), without its import of
-    torch._inductor.config, whose only use there is to set inductor's `deterministic` flag:
-    that import cost every job about 1.5 s of start-up (bench/README.md, "Between jobs"), and no
-    stage compiles. Where inductor is already loaded, the public call sets both."""
+    torch._inductor.config, whose only use there is to set inductor's `deterministic` flag (no
+    stage compiles): about 1.5 s of a job's start. Jobs that build a torch.optim optimiser or
+    import torchvision load torch._dynamo later anyway; the small jobs gain (bench/README.md,
+    "Between jobs"). Where inductor is already loaded, the public call sets both."""
     if "torch._inductor.config" in sys.modules or not hasattr(torch._C, "_set_deterministic_algorithms"):
         torch.use_deterministic_algorithms(True, warn_only=True)
     else:
