@@ -108,13 +108,12 @@ def main() -> None:
             all_targets = make_targets(model, max(args.shards), batch=BATCH, size=SIZE, lr=LR)
             if norm == "batch":  # BatchNorm by the batch's statistics, as the attack stage sets it
                 model = as_client_forward(model)
-            plain_model = model
             for shard in args.shards:
                 targets = all_targets[:shard]
                 sides = {
                     "batched": partial(run_engine, attack, model, targets, True),
                     "single": partial(run_engine, attack, model, targets, False),
-                    "plain": partial(run_plain, attack, plain_model, targets),
+                    "plain": partial(run_plain, attack, model, targets),
                 }
                 best = {name: float("inf") for name in sides}
                 for repeat in range(args.repeats + 1):  # round 0 warms up

@@ -115,11 +115,13 @@ def test_verify_names_the_member_where_a_flipped_byte_of_the_compressed_file_lan
         flipped = bytearray(raw)
         flipped[len(raw) * tenth // 10] ^= 0xFF
         damaged.write_bytes(bytes(flipped))
-        result = _verify(damaged) if tenth == 5 else None
-        problems = result.stdout.splitlines() if result else archive.verify_archive(damaged)
+        problems = archive.verify_archive(damaged)
         print(f"flip at {tenth}/10:", problems)
-        assert result is None or result.returncode == 1
         assert any(re.match(r"results/\S+: (changed|unreadable|missing)", line) for line in problems), problems
+        if tenth == 5:  # the command line prints the same lines and exits with 1
+            result = _verify(damaged)
+            assert result.returncode == 1
+            assert result.stdout.splitlines() == problems
 
 
 def test_verify_names_the_member_before_a_damaged_header_where_tarfile_stops_silently(tmp_path, monkeypatch):
