@@ -153,7 +153,7 @@ def verify_archive(path: str | os.PathLike) -> list[str]:
     problems: list[str] = []
     digests: dict[str, str] = {}
     listed_text = None
-    current = last = None
+    current = last = stream_error = None
     try:
         with tarfile.open(path, "r:gz") as tar:
             for member in tar:
@@ -176,7 +176,7 @@ def verify_archive(path: str | os.PathLike) -> list[str]:
             problems.append(f"{last}: unreadable, the archive is damaged at the end of this member or right "
                             f"after it ({error}); no member after it can be read")
         elif last:
-            problems.append(f"{path}: its compressed data fails gzip's check ({error})")
+            stream_error = error  # every member was read: reported below, with what the manifest says
         else:
             problems.append(f"{path}: unreadable ({error})")
     if listed_text is None:
@@ -194,6 +194,12 @@ def verify_archive(path: str | os.PathLike) -> list[str]:
     for name in digests:
         if name not in listed and name != MANIFEST_NAME:
             problems.append(f"{name}: in the archive but not in its manifest")
+    if stream_error is not None and problems:
+        problems.insert(0, f"{path}: its compressed data fails gzip's check ({stream_error})")
+    elif stream_error is not None:
+        # e.g. a member's time in its PAX header or the padding after its data: outside what the manifest covers
+        problems.append(f"{path}: its compressed data fails gzip's check ({stream_error}), but every member's "
+                        "contents match the manifest: the damage is in the tar headers or padding")
     return problems
 
 
