@@ -21,11 +21,13 @@ import matplotlib.colors as mcolors  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from torchvision.utils import make_grid  # noqa: E402
+
+# seaborn is imported inside the figures that use it, and torchvision not at all: every evaluation
+# job imports this module for its reconstruction grid, which needs neither (about 2 s per job).
 
 from gradienthide import report  # noqa: E402
 from gradienthide.artifacts import atomic_path  # noqa: E402
@@ -160,6 +162,8 @@ def _run_label(run: str, family: str) -> str:
 def psnr_by_defense(metrics: pd.DataFrame, path: str | Path, context: FigureContext) -> None:
     """One panel per attack: a horizontal box per defense setting with every image's PSNR as a
     (seeded) jittered point; the dotted line is the attack's median PSNR without defense."""
+    import seaborn as sns
+
     attacks = context.attack_order(metrics["attack"])
     order = report.run_order(metrics, context.runs)
     colours = family_colours(metrics, context.runs)
@@ -225,6 +229,8 @@ def accuracy_by_round(accuracy: pd.DataFrame, path: str | Path, context: FigureC
     """One panel per defense family: each setting's smoothed test accuracy (rolling mean over the
     utility window) over its faint raw curve, the no-defense curve as a dashed reference, and the
     utility window shaded."""
+    import seaborn as sns
+
     order = report.run_order(accuracy, context.runs)
     colours = family_colours(accuracy, context.runs)
     family_of = dict(zip(accuracy["defense"], accuracy["defense_name"]))
@@ -273,6 +279,8 @@ def privacy_utility(table: pd.DataFrame, path: str | Path, context: FigureContex
     family are joined in order of strength; the dashed step line is the frontier. A panel without
     the no-defense setting (the adaptive attacks) also shows, hollow, the same settings and
     `none` under plain IG, with an arrow from each setting's IG point to its point here."""
+    import seaborn as sns
+
     attacks = context.attack_order(table["attack"])
     colours = family_colours(table, context.runs)
     family_of = dict(zip(table["defense"], table["defense_name"]))
@@ -344,9 +352,11 @@ class ReconstructionBlock:
     client: int = -1  # whose private batch the originals are
 
 
-def _as_image(images: torch.Tensor, columns: int):
-    grid = make_grid(images.float().clamp(0, 1), nrow=columns, padding=1, pad_value=1.0)
-    return grid.permute(1, 2, 0).numpy()
+def _strip(images: torch.Tensor) -> torch.Tensor:
+    """The images side by side, one white pixel around each: torchvision's make_grid with one
+    row (tests/test_report.py), without importing torchvision into every evaluation job."""
+    framed = F.pad(images.float().clamp(0, 1), (1, 0, 1, 1), value=1.0)  # left, top, bottom
+    return F.pad(torch.cat(list(framed), dim=-1), (0, 1), value=1.0)  # and the right edge
 
 
 def _show(axis, image: torch.Tensor) -> None:
@@ -427,9 +437,8 @@ def reconstruction_grid(originals: torch.Tensor, reconstructions: torch.Tensor, 
     columns = len(originals)
     figure, axes = plt.subplots(2, 1, figsize=(max(3, 0.6 * columns), 2.8))
     for axis, images, name in zip(axes, (originals, reconstructions), ("original", "reconstruction")):
-        axis.imshow(_as_image(images, columns), cmap="gray" if images.shape[1] == 1 else None)
+        _show(axis, _strip(images))
         axis.set_ylabel(name, fontsize=8)
-        axis.set_xticks([]), axis.set_yticks([])
     figure.suptitle(title, fontsize=9)
     _save(figure, path)
 
@@ -441,6 +450,8 @@ def defense_settings(table: pd.DataFrame, path: str | Path, context: FigureConte
     """One defense's settings side by side: mean PSNR under plain IG and the adaptive attacks
     (left; lower = safer) and the robust utility (right), so a reader sees which settings keep
     the defense safe against an attacker who knows it, and what they cost."""
+    import seaborn as sns
+
     rows = table[table["defense_name"] == defense]
     settings = sorted(rows["setting"].unique(), key=report.natural_key)
     attacks = [a for a in ADAPTIVE_ATTACKS if a in set(rows["attack"])]
@@ -476,6 +487,8 @@ def defense_settings(table: pd.DataFrame, path: str | Path, context: FigureConte
 
 def confusion_matrix(confusion: pd.DataFrame, path: str | Path, title: str) -> None:
     """A labeler's confusion matrix on the public pool (true class by row, label by column)."""
+    import seaborn as sns
+
     size = max(4.0, 0.45 * len(confusion) + 2)
     figure, axis = plt.subplots(figsize=(size + 1, size))
     if confusion.to_numpy().sum():
@@ -490,6 +503,8 @@ def confusion_matrix(confusion: pd.DataFrame, path: str | Path, title: str) -> N
 def client_classes(histogram: pd.DataFrame, path: str | Path, title: str) -> None:
     """The clients' private images per class (clients by row, classes by column; counts written
     in the cells when the grid is small), with each client's total at the right."""
+    import seaborn as sns
+
     grid = histogram.pivot(index="client", columns="label", values="images").sort_index()
     names = histogram.drop_duplicates("label").set_index("label")["class_name"]
     clients, classes = grid.shape

@@ -208,3 +208,12 @@ def test_tiny_run_reconstruction_blocks_cover_every_attack_and_its_defenses(fini
         assert block.label_source in {"known", "recovered"}
         for _, images, psnr in block.rows:
             assert images.shape == block.originals.shape and all(math.isfinite(v) for v in psnr)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_reconstruction_strip_is_torchvisions_one_row_grid(channels):
+    from torchvision.utils import make_grid
+
+    images = torch.rand(5, channels, 16, 16, generator=torch.Generator().manual_seed(0)) * 1.2 - 0.1
+    expected = make_grid(images.clamp(0, 1), nrow=len(images), padding=1, pad_value=1.0)
+    torch.testing.assert_close(plots._strip(images), expected[:channels], rtol=0, atol=0)

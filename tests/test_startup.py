@@ -91,3 +91,70 @@ def test_a_job_turns_on_deterministic_algorithms_without_importing_inductor():
              "      'torch._inductor' in sys.modules)\n")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True)
     assert result.stdout.split() == ["True", "True", "False"], result.stdout + result.stderr
+
+
+def test_an_evaluation_job_imports_neither_torchvision_nor_torchmetrics(tmp_path):
+    # torchvision imports torch._dynamo (about 1.5 s), torchmetrics all its metrics (about 2 s
+    # with torchvision): per evaluation job, of which the default run has 42. With LPIPS on,
+    # the job still imports torchvision for LPIPS' AlexNet.
+    probe = ("import sys, torch\n"
+             "from gradienthide.stages import evaluate\n"
+             "from gradienthide import draw_inference, metrics, perceptual, plots, semantic\n"
+             "images = torch.rand(4, 1, 16, 16)\n"
+             "metrics.image_metrics(images.flip(0), images)\n"
+             f"plots.reconstruction_grid(images, images.flip(0), {str(tmp_path / 'grid.png')!r}, 'title')\n"
+             "print(sorted(m for m in ('torchvision', 'torchmetrics', 'torch._dynamo', 'seaborn') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+    assert (tmp_path / "grid.png").stat().st_size > 0
+
+
+# A workflow script's whole life in a subprocess: run_stage with a stand-in for Snakemake's
+# object, then the stage's last writes must be on disk although the process skips teardown.
+_SCRIPT = """
+import logging, sys
+from types import SimpleNamespace
+from gradienthide.workflow import run_stage
+
+class Named(list):  # Snakemake's Namedlist: a list whose items also have names
+    def __init__(self, **named):
+        super().__init__(named.values())
+        self._named = named
+    def items(self):
+        return self._named.items()
+
+def stage(*, table, fail):
+    if fail == "yes":
+        raise ValueError("the stage failed")
+    with open(table, "w") as handle:
+        handle.write("done\\n")
+    logging.getLogger("gradienthide").info("last line of the log")
+    print("progress without a newline", end="", file=sys.stderr)
+
+out = sys.argv[1]
+snakemake = SimpleNamespace(
+    rule="probe", threads=1, config={"seed": 0, "device": "cpu", "output_dir": out},
+    log=[out + "/probe.log"], wildcards={}, input=Named(), output=Named(table=out + "/table.txt"),
+    params=Named(fail=sys.argv[2]))
+run_stage(snakemake, stage)
+print("teardown skipped: this line never runs")
+"""
+
+
+def test_a_finished_job_exits_at_once_with_its_log_and_outputs_complete(tmp_path):
+    result = subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path), "no"], capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "never runs" not in result.stdout
+    assert (tmp_path / "table.txt").read_text() == "done\n"
+    log = (tmp_path / "probe.log").read_text()
+    assert "last line of the log" in log and log.endswith("progress without a newline")
+
+
+def test_a_failed_job_still_exits_nonzero_and_names_its_error(tmp_path):
+    result = subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path), "yes"], capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 1
+    assert "gradienthide: rule probe failed: ValueError: the stage failed" in result.stderr
+    assert "ValueError: the stage failed" in (tmp_path / "probe.log").read_text()
+    assert not (tmp_path / "table.txt").exists()
