@@ -1,7 +1,9 @@
 """Benchmark: time lost between jobs: the no-op dry run of a finished run's DAG, the dry run of
 the largest paper config (its 359 jobs planned, with the stand-in dataset and CLIP files of
-tests/test_paper_configs.py), the import of each stage module, and an attack job's start (its
-imports and the determinism flag every job sets: what every job pays before its work starts).
+tests/test_paper_configs.py), the import of each stage module, an attack job's start (its
+imports and the determinism flag every job sets: what every job pays before its work starts),
+and an evaluation job's whole life without Snakemake around it (its imports, scoring three
+uploads of 8 images 16x16, drawing their grid, and its exit).
 
 Each measurement is a fresh process, run once to warm the file cache, then --repeats times
 alternating with the baseline tree when one is given (--baseline-src: another checkout of
@@ -129,6 +131,18 @@ def main() -> None:
                  "        lambda: torch.use_deterministic_algorithms(True, warn_only=True))()")
     compare("attack job start (imports + flag)", lambda src: [sys.executable, "-c", job_start], sides,
             lambda src: src, args.repeats)
+    # a tree without workflow.exit_without_teardown ends as Python does, tearing its modules down
+    evaluation_job = ("import sys, torch, gradienthide.stages.evaluate, gradienthide.workflow as workflow\n"
+                      "from gradienthide import metrics, plots\n"
+                      "images = torch.rand(3, 8, 1, 16, 16, generator=torch.Generator().manual_seed(0))\n"
+                      "for batch in images:\n"
+                      "    metrics.image_metrics(batch.flip(0), batch)\n"
+                      "plots.reconstruction_grid(images.flatten(0, 1), images.flatten(0, 1).flip(0), sys.argv[1], 'grid')\n"
+                      "getattr(workflow, 'exit_without_teardown', lambda: None)()")
+    with tempfile.TemporaryDirectory() as directory:
+        compare("evaluation job (imports to exit)",
+                lambda src: [sys.executable, "-c", evaluation_job, str(Path(directory) / "grid.png")], sides,
+                lambda src: src, args.repeats)
 
 
 if __name__ == "__main__":
