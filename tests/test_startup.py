@@ -1,5 +1,7 @@
 """Parsing the workflow stays light: Snakemake validates the config and plans the jobs without
-importing torch, which only the jobs themselves need (bench/startup.py measures the time).
+importing torch, which only the jobs themselves need; and the jobs start and end light: an
+evaluation job imports neither torchvision nor torchmetrics, and a finished job exits without
+the interpreter's teardown (bench/startup.py measures the time).
 
 The rules learn what they need of the defenses and attacks from their registries' names and
 traits, without importing the classes; the tests below check that those agree with the classes."""
