@@ -64,8 +64,14 @@ def test_dlg_matches_the_plain_loop():
     assert torch.equal(labels, plain_labels)
 
 
-def test_gradinversion_matches_the_plain_loop():
+@pytest.mark.parametrize("rows_one_at_a_time", [False, True])
+def test_gradinversion_matches_the_plain_loop(rows_one_at_a_time, monkeypatch):
+    from gradienthide.attacks import optimization
+
+    if rows_one_at_a_time:  # as a model of ROW_LOOP_MIN_PARAMETERS would: BatchNorm hooks, group mean, fusion
+        monkeypatch.setattr(optimization, "ROW_LOOP_MIN_PARAMETERS", 0)
     model = make_model("convnet", size=SIZE, width=4, norm="batch")
+    assert optimization.FunctionalModel(model).rows_one_at_a_time == rows_one_at_a_time
     model.train()
     with torch.no_grad():  # running statistics the prior can pull towards
         model(draws((16, 1, SIZE, SIZE), seed=9))
@@ -123,15 +129,18 @@ def test_each_rows_gradient_in_a_batched_call_is_the_rows_own(name, build, chann
     rows, labels = attack.target_rows(problem), problem.per_row([t.known_labels for t in problem.targets])
     x = draws((4, BATCH, channels, SIZE, SIZE)).double()
     objective = attack._row_objective(problem)
-    batched_grad, batched_value = grad_and_value_over_rows(
-        objective, 4, outside_vmap=problem.net.rows_differentiable_outside_vmap)(x, labels, rows)
+    forms = {"batched": grad_and_value_over_rows(objective, 4, outside_vmap=problem.net.rows_differentiable_outside_vmap)}
+    if not outside:  # the form large models of this kind take on a CPU
+        forms["one at a time"] = grad_and_value_over_rows(objective, 4, outside_vmap=False, one_at_a_time=True)
     alone = grad_and_value_over_rows(objective, 1)
-    for k in range(4):
-        row = {"wanted": {n: w[k:k + 1] for n, w in rows["wanted"].items()}, "wanted_norm": rows["wanted_norm"][k:k + 1],
-               "extra": {}}
-        grad_k, value_k = alone(x[k:k + 1], labels[k:k + 1], row)
-        assert torch.allclose(batched_value[k], value_k[0], rtol=1e-12, atol=1e-14), f"{name}: row {k}"
-        assert torch.allclose(batched_grad[k], grad_k[0], rtol=1e-9, atol=1e-13), f"{name}: row {k}"
+    for form, over_rows in forms.items():
+        batched_grad, batched_value = over_rows(x, labels, rows)
+        for k in range(4):
+            row = {"wanted": {n: w[k:k + 1] for n, w in rows["wanted"].items()},
+                   "wanted_norm": rows["wanted_norm"][k:k + 1], "extra": {}}
+            grad_k, value_k = alone(x[k:k + 1], labels[k:k + 1], row)
+            assert torch.allclose(batched_value[k], value_k[0], rtol=1e-12, atol=1e-14), f"{name}, {form}: row {k}"
+            assert torch.allclose(batched_grad[k], grad_k[0], rtol=1e-9, atol=1e-13), f"{name}, {form}: row {k}"
 
 
 def test_normalisation_by_statistics_keeps_the_vmap_gradient():
@@ -143,6 +152,16 @@ def test_normalisation_by_statistics_keeps_the_vmap_gradient():
         model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), norm, torch.nn.ReLU(), torch.nn.Flatten(),
                                     torch.nn.Linear(4 * SIZE * SIZE, 10))
         assert not FunctionalModel(model).rows_differentiable_outside_vmap, type(norm).__name__
+
+
+def test_only_large_models_outside_the_row_wise_layers_take_their_rows_one_at_a_time():
+    from gradienthide.attacks.optimization import FunctionalModel
+
+    assert FunctionalModel(make_model("resnet18", size=SIZE, norm="batch")).rows_one_at_a_time  # 11 M parameters
+    assert not FunctionalModel(make_model("convnet", size=SIZE, width=16, norm="batch")).rows_one_at_a_time
+    large_row_wise = make_model("convnet", size=SIZE, width=256)  # 1.8 M parameters, its gradient taken outside vmap
+    assert sum(p.numel() for p in large_row_wise.parameters()) > 1_000_000
+    assert not FunctionalModel(large_row_wise).rows_one_at_a_time
 
 
 def test_precode_rows_get_the_same_gradient_either_way():
