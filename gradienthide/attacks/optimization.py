@@ -5,7 +5,8 @@ batched problems (one vmap needs one batch shape and one client protocol), the f
 model, the replay of the client's local steps (through the targets' `ClientProtocol`),
 random restarts, the optimiser loop with its step-size schedule, progress, and the choice
 among restarts. Every (target, restart) pair is one row of a single torch.func.vmap-ed
-objective, so a shard costs one vectorised optimisation rather than a loop.
+objective, so a shard costs one vectorised optimisation rather than a loop (on a CPU, a large
+model outside the row-wise layers takes its rows one at a time: ROW_LOOP_MIN_PARAMETERS).
 
 A paper's subclass supplies:
   target_labels    its label rule (known, recovered from the update, or None: optimised)
