@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from pytorch_msssim import ssim as windowed_ssim
 from scipy.optimize import linear_sum_assignment
 
 SSIM_WINDOW = 11  # pixels; also why data.image_size has a minimum of 6 (reflect padding by 5)
@@ -30,8 +31,6 @@ def psnr(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
 
 def ssim(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     """SSIM per image (mean over channels and pixels), in float64, returned as float32."""
-    from pytorch_msssim import ssim as windowed_ssim
-
     padding = (SSIM_WINDOW // 2,) * 4
     padded = [F.pad(images.double(), padding, mode="reflect") for images in (reconstructed, original)]
     return windowed_ssim(*padded, data_range=1.0, size_average=False, win_size=SSIM_WINDOW,
