@@ -47,7 +47,7 @@ ROWWISE_LAYERS = (nn.Conv2d, nn.Linear, nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Ta
 # A model outside ROWWISE_LAYERS with at least this many parameters takes its rows one at a time on
 # a CPU, each by plain autograd, instead of vmap(grad_and_value): vmap's batching rules then move
 # more data than they save calls. Measured (bench/README.md, "Attack engine"): ResNet-18 (11 M
-# parameters) 1.12-1.38x faster looped; the BatchNorm ConvNet (15 k) faster under vmap.
+# parameters) 1.13-1.56x faster looped; the BatchNorm ConvNet (15 k) faster under vmap.
 ROW_LOOP_MIN_PARAMETERS = 1_000_000
 
 
