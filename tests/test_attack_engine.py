@@ -36,9 +36,15 @@ def draws(shape, seed=0):
     return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
 
 
-def test_inverting_gradients_matches_the_plain_loop_for_every_target_and_restart():
+@pytest.mark.parametrize("rows_per_call", [4, 2])
+def test_inverting_gradients_matches_the_plain_loop_for_every_target_and_restart(rows_per_call, monkeypatch):
+    from gradienthide.attacks import optimization
+
     model = make_model("convnet", size=SIZE, width=4)
     targets = make_targets(model, 2, batch=BATCH, size=SIZE, lr=LR)
+    # a budget of two rows' layer outputs: the 4 rows go in two calls, as larger shards do
+    per_row = BATCH * optimization.FunctionalModel(model).layer_outputs_per_image((1, SIZE, SIZE))
+    monkeypatch.setattr(optimization, "ROW_CALL_MAX_OUTPUTS", per_row * rows_per_call)
     settings = {"iterations": 6, "restarts": 2, "lr": 0.1, "tv_weight": 1e-4}
     engine = make_attack("ig", settings).reconstruct(model, targets, (1, SIZE, SIZE), seed=3, progress=False)
     init = draws((4, BATCH, 1, SIZE, SIZE), seed=3)  # row k: restart k % 2 of target k // 2
@@ -64,12 +70,14 @@ def test_dlg_matches_the_plain_loop():
     assert torch.equal(labels, plain_labels)
 
 
-@pytest.mark.parametrize("rows_one_at_a_time", [False, True])
-def test_gradinversion_matches_the_plain_loop(rows_one_at_a_time, monkeypatch):
+@pytest.mark.parametrize("rows_one_at_a_time,one_row_per_call", [(False, False), (True, False), (False, True)])
+def test_gradinversion_matches_the_plain_loop(rows_one_at_a_time, one_row_per_call, monkeypatch):
     from gradienthide.attacks import optimization
 
     if rows_one_at_a_time:  # as a model of ROW_LOOP_MIN_PARAMETERS would: BatchNorm hooks, group mean, fusion
         monkeypatch.setattr(optimization, "ROW_LOOP_MIN_PARAMETERS", 0)
+    if one_row_per_call:  # as rows of large layer outputs would: the restarts in separate calls
+        monkeypatch.setattr(optimization, "ROW_CALL_MAX_OUTPUTS", 1)
     model = make_model("convnet", size=SIZE, width=4, norm="batch")
     assert optimization.FunctionalModel(model).rows_one_at_a_time == rows_one_at_a_time
     model.train()
@@ -129,9 +137,9 @@ def test_each_rows_gradient_in_a_batched_call_is_the_rows_own(name, build, chann
     rows, labels = attack.target_rows(problem), problem.per_row([t.known_labels for t in problem.targets])
     x = draws((4, BATCH, channels, SIZE, SIZE)).double()
     objective = attack._row_objective(problem)
-    forms = {"batched": grad_and_value_over_rows(objective, 4, outside_vmap=problem.net.rows_differentiable_outside_vmap)}
-    if not outside:  # the form large models of this kind take on a CPU
-        forms["one at a time"] = grad_and_value_over_rows(objective, 4, outside_vmap=False, one_at_a_time=True)
+    forms = {f"{per_call} rows per call": grad_and_value_over_rows(
+        objective, 4, outside_vmap=problem.net.rows_differentiable_outside_vmap, rows_per_call=per_call)
+        for per_call in (4, 3, 1)}  # 3: calls of 3 and 1 rows; 1: as large models outside ROWWISE_LAYERS on a CPU
     alone = grad_and_value_over_rows(objective, 1)
     for form, over_rows in forms.items():
         batched_grad, batched_value = over_rows(x, labels, rows)
@@ -162,6 +170,30 @@ def test_only_large_models_outside_the_row_wise_layers_take_their_rows_one_at_a_
     large_row_wise = make_model("convnet", size=SIZE, width=256)  # 1.8 M parameters, its gradient taken outside vmap
     assert sum(p.numel() for p in large_row_wise.parameters()) > 1_000_000
     assert not FunctionalModel(large_row_wise).rows_one_at_a_time
+
+
+def test_rows_go_in_several_calls_only_where_their_layer_outputs_outgrow_the_budget():
+    """The default config's shards (3 targets x 2 restarts, 8 images, 16x16) go in one call; 16
+    targets of the ConvNet in two; LeNet's smaller layer outputs in one; ResNet-18 row by row."""
+    from gradienthide.attacks.optimization import FunctionalModel, MatchingProblem
+    from gradienthide.protocol import ClientProtocol
+
+    def rows_per_call(model, targets, restarts=2):
+        problem = MatchingProblem(FunctionalModel(model), ClientProtocol(local_steps=1, batch_size=8, lr=LR), 1,
+                                  (8, 1, 16, 16), [None] * targets, restarts)
+        return problem.rows_per_call
+
+    convnet = make_model("convnet", size=16, width=16)
+    assert FunctionalModel(convnet).layer_outputs_per_image((1, 16, 16)) == 16 * 256 + 32 * 64 + 32 * 16 + 10
+    assert rows_per_call(convnet, 3) == 6
+    assert rows_per_call(convnet, 16) == 16
+    assert rows_per_call(convnet, 16, restarts=4) == 16
+    assert rows_per_call(make_model("lenet", size=16), 16) == 32
+    batchnorm = as_client_forward(make_model("convnet", size=16, width=16, norm="batch"))
+    statistics = {name: b.clone() for name, b in batchnorm.named_buffers()}
+    assert rows_per_call(batchnorm, 16) == 16
+    assert all(torch.equal(b, statistics[name]) for name, b in batchnorm.named_buffers())  # shapes only, on meta
+    assert rows_per_call(as_client_forward(make_model("resnet18", size=16, norm="batch")), 3) == 1
 
 
 def test_precode_rows_get_the_same_gradient_either_way():

@@ -6,7 +6,8 @@ model, the replay of the client's local steps (through the targets' `ClientProto
 random restarts, the optimiser loop with its step-size schedule, progress, and the choice
 among restarts. Every (target, restart) pair is one row of a single torch.func.vmap-ed
 objective, so a shard costs one vectorised optimisation rather than a loop (on a CPU, a large
-model outside the row-wise layers takes its rows one at a time: ROW_LOOP_MIN_PARAMETERS).
+model outside the row-wise layers takes its rows one at a time, ROW_LOOP_MIN_PARAMETERS, and
+rows whose layer outputs outgrow the cache go in several calls, ROW_CALL_MAX_OUTPUTS).
 
 A paper's subclass supplies:
   target_labels    its label rule (known, recovered from the update, or None: optimised)
@@ -21,7 +22,9 @@ and sets class-level choices: `optimiser` ("adam": Adam with the step size cut t
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 import torch
@@ -50,6 +53,14 @@ ROWWISE_LAYERS = (nn.Conv2d, nn.Linear, nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Ta
 # parameters) 1.13-1.56x faster looped; the BatchNorm ConvNet (15 k) faster under vmap.
 ROW_LOOP_MIN_PARAMETERS = 1_000_000
 
+# On a CPU, one call of the batched objective takes rows whose dummy images make at most this many
+# convolution and linear layer outputs (float32 elements: rows x samples x per image, about this
+# machine's 4 MiB L2 cache per core); more rows are cut into equal calls. Measured (bench/README.md,
+# "Attack engine"): IG on 16 ConvNet targets (32 rows of 8 images, 16x16: 1.7 M) 1.10-1.26x faster
+# in two calls of 16, and 2 rows of 40 images at 64x64 (width 64) 1.32x in two; 4 calls of 4 rows
+# were slower than one of 32 (0.83x). The reconstructions are the same.
+ROW_CALL_MAX_OUTPUTS = 1_000_000
+
 
 class FunctionalModel:
     """The attacked model as functions of its parameters (buffers fixed), for torch.func."""
@@ -63,6 +74,24 @@ class FunctionalModel:
             isinstance(m, ROWWISE_LAYERS) for m in model.modules() if not list(m.children()))
         self.rows_one_at_a_time = (not self.rows_differentiable_outside_vmap and self.device.type == "cpu"
                                    and sum(p.numel() for p in self.params.values()) >= ROW_LOOP_MIN_PARAMETERS)
+
+    def layer_outputs_per_image(self, image_shape: tuple[int, ...]) -> int:
+        """Elements the convolution and linear layers output for one image of `image_shape`. Shapes
+        only: the model runs on the meta device, so nothing is computed and no buffer changes."""
+        total = 0
+
+        def count(module, inputs, output):
+            nonlocal total
+            total += output[0].numel()  # one image of the two below (BatchNorm needs two)
+
+        hooks = [m.register_forward_hook(count) for m in self.module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        try:
+            on_meta = {name: t.to("meta") for name, t in {**self.params, **self.buffers}.items()}
+            functional_call(self.module, on_meta, (torch.zeros((2, *image_shape), device="meta"),))
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return total
 
     def logits(self, params: dict[str, torch.Tensor], images: torch.Tensor) -> torch.Tensor:
         return functional_call(self.module, (params, self.buffers), (images,))
@@ -91,6 +120,18 @@ class MatchingProblem:
     def rows(self) -> int:
         return self.count * self.restarts
 
+    @cached_property
+    def rows_per_call(self) -> int:
+        """Rows one call of the batched objective takes: 1 for a model that takes its rows one at a
+        time, else as many as ROW_CALL_MAX_OUTPUTS allows on a CPU, cut evenly; all on a GPU."""
+        if self.net.rows_one_at_a_time:
+            return 1
+        if self.net.device.type != "cpu":
+            return self.rows
+        per_row = self.batch_shape[0] * self.net.layer_outputs_per_image(self.batch_shape[1:])
+        calls = max(1, math.ceil(self.rows * per_row / ROW_CALL_MAX_OUTPUTS))
+        return math.ceil(self.rows / min(calls, self.rows))
+
     def per_row(self, per_target: list[torch.Tensor]) -> torch.Tensor:
         """Stack one tensor per target into rows; row k is restart k % restarts of target k // restarts."""
         return torch.stack([t.to(self.net.device) for t in per_target]).repeat_interleave(self.restarts, 0)
@@ -111,14 +152,14 @@ def group_targets(targets: list[AttackTarget], simulate_local_steps: bool) -> di
     return dict(sorted(groups.items(), key=lambda item: (item[0][0], item[0][2], item[0][1].lr)))
 
 
-def over_rows(function, rows: int, *, one_at_a_time: bool = False):
+def over_rows(function, rows: int, *, rows_per_call: int | None = None):
     """`function` of one row applied to every row (leading dimension) of its tensor arguments.
     vmap for several rows; one row is a direct call (vmap's batching costs more than it saves
-    there), and so is each row with `one_at_a_time` (FunctionalModel.rows_one_at_a_time).
-    randomness="different": a stochastic layer (PRECODE) draws fresh noise per row."""
+    there). `rows_per_call` (MatchingProblem.rows_per_call) cuts the rows into calls of at most
+    that many. randomness="different": a stochastic layer (PRECODE) draws fresh noise per row."""
+    if rows_per_call is not None and rows_per_call < rows:
+        return _in_calls(lambda count: over_rows(function, count), rows, rows_per_call)
     if rows > 1:
-        if one_at_a_time:
-            return _row_by_row(over_rows(function, 1), rows)
         return vmap(function, randomness="different")
 
     def single(*args):
@@ -128,7 +169,7 @@ def over_rows(function, rows: int, *, one_at_a_time: bool = False):
 
 
 def grad_and_value_over_rows(function, rows: int, argnums: int | tuple[int, ...] = 0, *,
-                             outside_vmap: bool = True, one_at_a_time: bool = False):
+                             outside_vmap: bool = True, rows_per_call: int | None = None):
     """Each row's value of `function` and its gradient with respect to the arguments at `argnums`.
 
     The rows' values come from `over_rows` (one vmap); the gradient is plain autograd of their sum
@@ -138,12 +179,14 @@ def grad_and_value_over_rows(function, rows: int, argnums: int | tuple[int, ...]
     and faster (bench/README.md, "Attack engine").
 
     `outside_vmap` False (a model with layers outside ROWWISE_LAYERS): several rows take
-    vmap(grad_and_value(function)) instead, or, with `one_at_a_time`, the one-row form row by row
-    (FunctionalModel.rows_one_at_a_time)."""
+    vmap(grad_and_value(function)) instead. `rows_per_call` (MatchingProblem.rows_per_call) cuts
+    the rows into calls of at most that many, each by the form for its count of rows (1: the
+    one-row form, which large models outside ROWWISE_LAYERS take row by row on a CPU)."""
     positions = (argnums,) if isinstance(argnums, int) else argnums
+    if rows_per_call is not None and rows_per_call < rows:
+        return _in_calls(lambda count: grad_and_value_over_rows(function, count, argnums, outside_vmap=outside_vmap),
+                         rows, rows_per_call)
     if not outside_vmap and rows > 1:
-        if one_at_a_time:
-            return _row_by_row(grad_and_value_over_rows(function, 1, argnums), rows)
         return over_rows(grad_and_value(function, argnums=argnums), rows)
     values_over_rows = over_rows(function, rows)
 
@@ -161,13 +204,21 @@ def grad_and_value_over_rows(function, rows: int, argnums: int | tuple[int, ...]
     return batched
 
 
-def _row_by_row(one_row, rows: int):
-    """`one_row`, a function of one row's tensors, called on each row in turn (every tensor
-    argument is sliced along its leading dimension, as vmap would), its outputs concatenated."""
-    def looped(*args):
-        return _concatenated([one_row(*_tensors(lambda t: t[k:k + 1], args)) for k in range(rows)])
+def _in_calls(over_some_rows, rows: int, rows_per_call: int):
+    """The rows in consecutive calls of at most `rows_per_call` rows: `over_some_rows(count)` is a
+    function of `count` rows' tensors (every tensor argument sliced along its leading dimension,
+    as vmap would), and the calls' outputs are concatenated."""
+    counts = [min(rows_per_call, rows - start) for start in range(0, rows, rows_per_call)]
+    functions = {count: over_some_rows(count) for count in set(counts)}
 
-    return looped
+    def in_calls(*args):
+        outputs, start = [], 0
+        for count in counts:
+            outputs.append(functions[count](*_tensors(lambda t: t[start:start + count], args)))
+            start += count
+        return _concatenated(outputs)
+
+    return in_calls
 
 
 def _concatenated(parts: list):
@@ -293,7 +344,7 @@ class GradientMatchingAttack(Attack):
         objective = self._row_objective(problem)
         objective_and_grad = grad_and_value_over_rows(objective, problem.rows,
                                                       outside_vmap=problem.net.rows_differentiable_outside_vmap,
-                                                      one_at_a_time=problem.net.rows_one_at_a_time)
+                                                      rows_per_call=problem.rows_per_call)
         x = self.initial_images(problem, generator).requires_grad_(True)
         optimiser = torch.optim.Adam([x], lr=self.lr)
         milestones = [int(self.iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)]
@@ -316,7 +367,7 @@ class GradientMatchingAttack(Attack):
                 fused = list(images.mean(1))
             else:
                 with torch.no_grad():
-                    final = over_rows(objective, problem.rows, one_at_a_time=problem.net.rows_one_at_a_time)(
+                    final = over_rows(objective, problem.rows, rows_per_call=problem.rows_per_call)(
                         x.detach(), batch_labels, rows)
                 best = final.view(problem.count, self.restarts).argmin(1)
                 fused = [images[i, best[i]] for i in range(problem.count)]
@@ -343,7 +394,7 @@ class GradientMatchingAttack(Attack):
             variables, argnums, row_objective = [x], (0,), objective
         batched = grad_and_value_over_rows(row_objective, problem.rows, argnums,
                                            outside_vmap=problem.net.rows_differentiable_outside_vmap,
-                                           one_at_a_time=problem.net.rows_one_at_a_time)
+                                           rows_per_call=problem.rows_per_call)
         best_value = torch.full((problem.rows,), float("inf"), device=problem.net.device)
         best_x, best_y = x.detach().clone(), y.detach().clone()
         diverged = False
