@@ -196,6 +196,22 @@ def test_rows_go_in_several_calls_only_where_their_layer_outputs_outgrow_the_bud
     assert rows_per_call(as_client_forward(make_model("resnet18", size=16, norm="batch")), 3) == 1
 
 
+def test_one_targets_rows_share_its_tensors():
+    """Rows of one target are views of its tensor (no copy per restart); several targets' rows
+    are each target's values repeated per restart, in target-major order."""
+    from gradienthide.attacks.optimization import FunctionalModel, MatchingProblem
+    from gradienthide.protocol import ClientProtocol
+
+    net = FunctionalModel(make_model("convnet", size=SIZE, width=4))
+    protocol = ClientProtocol(local_steps=1, batch_size=BATCH, lr=LR)
+    first, second = draws((3, 5), seed=1), draws((3, 5), seed=2)
+    one = MatchingProblem(net, protocol, 1, (BATCH, 1, SIZE, SIZE), [None], 4).per_row([first])
+    assert one.shape == (4, 3, 5) and all(torch.equal(row, first) for row in one)
+    assert one.stride(0) == 0  # one copy of the values, not four
+    two = MatchingProblem(net, protocol, 1, (BATCH, 1, SIZE, SIZE), [None, None], 2).per_row([first, second])
+    assert [torch.equal(row, want) for row, want in zip(two, (first, first, second, second))] == [True] * 4
+
+
 def test_precode_rows_get_the_same_gradient_either_way():
     """PRECODE's bottleneck draws noise per row; with the same seed, the gradient taken outside
     the vmap equals vmap(grad)'s in float64."""
