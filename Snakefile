@@ -26,12 +26,14 @@ config.update(_validated)
 
 OUT = config["output_dir"]
 RUNS = gh_config.defense_runs(config)
+SEEDS = config["seeds"]  # replicates: every training run and attack job belongs to one
 ATTACK_ROUNDS = config["training"]["attack_rounds"]
 SHARDS = list(range(gh_config.shard_count(config)))
 THREADS = config["threads"]
 
 wildcard_constraints:
     defense=r"[A-Za-z0-9_.\-]+",
+    seed=r"\d+",
     attack=r"[A-Za-z0-9_]+",
     round=r"\d+",
     shard=r"\d+",

@@ -51,7 +51,11 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
         lines = []
         for error in errors:
             where = _dotted(error.absolute_path)
-            if error.validator == "additionalProperties":
+            if list(error.absolute_path) == ["seeds"]:
+                lines.append(f"seeds: {error.instance!r} is not a list of distinct non-negative integers; give the "
+                             "replicates' seeds, each once, e.g. seeds: [0, 1, 2] (or null for the single replicate "
+                             "`seed`)")
+            elif error.validator == "additionalProperties":
                 unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
                 allowed = ", ".join(sorted(error.schema.get("properties", {}))) or "none"
                 for key in unknown:
@@ -72,6 +76,8 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     _fill_defaults(config, schema)
     if config["training"]["local_epochs"] is None:
         config["training"].setdefault("local_steps", 1)
+    if config["seeds"] is None:  # a single-seed config: its one replicate is `seed`
+        config["seeds"] = [config["seed"]]
     _check_consistency(config)
     return config
 

@@ -15,13 +15,16 @@ Per attacked round, five artifacts:
   `adaptive_oracle` upper bound.
 
 Per attack shard: `reconstructions.safetensors` (each inverted upload's images and the labels
-the attack used), then `metrics.parquet` and a `reconstructions.png` grid from evaluation.
+the attack used, and its images at the budget checkpoints: 1/8, 1/4 and 1/2 of the
+iterations), then from evaluation `metrics.parquet` (every metric per image),
+`budget_metrics.parquet` (PSNR and SSIM per image at each checkpoint) and a
+`reconstructions.png` grid.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -143,18 +146,28 @@ class Reconstruction:
     images: torch.Tensor  # [num_samples, C, H, W] in [0, 1]
     labels: torch.Tensor  # the labels the attack used (known or recovered)
     estimated_draws: torch.Tensor | None = None  # [steps, batch] pool positions, by attacks that infer them
+    # the images after fewer iterations, by iterations done; the last entry is `images` itself
+    checkpoints: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 def write_reconstructions(path: str | Path, reconstructions: list[Reconstruction], *, attack: str,
                           label_source: str, findings: dict | None = None) -> None:
-    """`findings`: what the attack learnt besides the images, lists in position order (JSON)."""
+    """`findings`: what the attack learnt besides the images, lists in position order (JSON).
+    Each item's checkpoints are stored but for the last (its `images`)."""
     tensors = {}
+    done = sorted(reconstructions[0].checkpoints) if reconstructions else []
     for item in reconstructions:
+        if sorted(item.checkpoints) != done:
+            raise ValueError(f"position {item.position}: budget checkpoints {sorted(item.checkpoints)} differ from "
+                             f"the shard's {done}")
         tensors[f"position{item.position}/images"] = item.images
         tensors[f"position{item.position}/labels"] = item.labels
+        for iterations in done[:-1]:  # a copy: an attack stopped early hands out its result again here
+            tensors[f"position{item.position}/checkpoint{iterations}"] = item.checkpoints[iterations].clone()
     artifacts.save_tensors(path, tensors, metadata={
         "attack": attack, "positions": [r.position for r in reconstructions],
-        "clients": [r.client for r in reconstructions], "label_source": label_source, **(findings or {})})
+        "clients": [r.client for r in reconstructions], "label_source": label_source,
+        "budget_checkpoints": done, **(findings or {})})
 
 
 def read_reconstructions(path: str | Path) -> tuple[list[Reconstruction], str]:
@@ -165,6 +178,12 @@ def read_reconstructions(path: str | Path) -> tuple[list[Reconstruction], str]:
     metadata = artifacts.read_metadata(path)
     label_source = metadata.get("label_source", "known")
     draws = json.loads(metadata["estimated_draws"]) if "estimated_draws" in metadata else [None] * len(positions)
+    done = json.loads(metadata.get("budget_checkpoints", "[]"))
+
+    def checkpoints(position):
+        return {iterations: tensors[f"position{position}/checkpoint{iterations}"] for iterations in done[:-1]} | (
+            {done[-1]: tensors[f"position{position}/images"]} if done else {})
+
     return [Reconstruction(p, c, tensors[f"position{p}/images"], tensors[f"position{p}/labels"],
-                           None if d is None else torch.tensor(d, dtype=torch.long))
+                           None if d is None else torch.tensor(d, dtype=torch.long), checkpoints(p))
             for p, c, d in zip(positions, clients, draws)], label_source

@@ -159,15 +159,29 @@ def _run_label(run: str, family: str) -> str:
 
 # --- PSNR by defense ----------------------------------------------------------------------------
 
-def psnr_by_defense(metrics: pd.DataFrame, path: str | Path, context: FigureContext) -> None:
+BOOTSTRAP_NOTE = "95% bootstrap interval (replicates, then images within them)"
+
+
+def _replicates_note(table: pd.DataFrame) -> str:
+    count = int(table["replicates"].max()) if "replicates" in table and len(table) else 1
+    return f"{count} replicate{'s' if count != 1 else ''}"
+
+
+def psnr_by_defense(metrics: pd.DataFrame, summary: pd.DataFrame, path: str | Path, context: FigureContext) -> None:
     """One panel per attack: a horizontal box per defense setting with every image's PSNR as a
-    (seeded) jittered point; the dotted line is the attack's median PSNR without defense."""
+    (seeded) jittered point, and the mean with its 95 % interval (summary.csv) as a white diamond
+    with a bar; the dotted line is the attack's mean PSNR without defense."""
     import seaborn as sns
 
     attacks = context.attack_order(metrics["attack"])
     order = report.run_order(metrics, context.runs)
     colours = family_colours(metrics, context.runs)
     family_of = dict(zip(metrics["defense"], metrics["defense_name"]))
+    means = summary.groupby(["defense", "attack"])[["psnr_mean", "psnr_low", "psnr_high", "images"]].apply(
+        lambda cell: pd.Series({  # rounds pooled, weighted by their images (one round in most configs)
+            "psnr_mean": np.average(cell["psnr_mean"], weights=cell["images"]),
+            "psnr_low": np.average(cell["psnr_low"], weights=cell["images"]),
+            "psnr_high": np.average(cell["psnr_high"], weights=cell["images"])}))
     rng = np.random.default_rng(JITTER_SEED)
     referenced = False
     panel_height = 0.9 + 0.26 * len(order)
@@ -180,24 +194,32 @@ def psnr_by_defense(metrics: pd.DataFrame, path: str | Path, context: FigureCont
                 if not len(values):
                     continue
                 axis.boxplot(values, positions=[position], orientation="horizontal", widths=0.6, patch_artist=True,
-                             showfliers=False, boxprops={"facecolor": colours[run], "alpha": 0.75, "linewidth": 0.6},
-                             medianprops={"color": "black", "linewidth": 1.0}, whiskerprops={"linewidth": 0.6},
-                             capprops={"linewidth": 0.6})
+                             showfliers=False, boxprops={"facecolor": colours[run], "alpha": 0.6, "linewidth": 0.6},
+                             medianprops={"color": "#555555", "linewidth": 0.8},
+                             whiskerprops={"linewidth": 0.6, "color": "#9a9a9a"},
+                             capprops={"linewidth": 0.6, "color": "#9a9a9a"})
                 jitter = rng.uniform(-0.18, 0.18, size=len(values))
-                axis.scatter(values, position + jitter, s=4, color="black", alpha=0.55, linewidths=0, zorder=3)
-            baseline = rows.loc[rows["defense"] == NO_DEFENSE, "psnr"]
-            if not len(baseline) and attack != REFERENCE_ATTACK:
-                # an attack run against few defenses (the adaptive ones): plain IG as the reference
+                axis.scatter(values, position + jitter, s=3, color="black", alpha=0.4, linewidths=0, zorder=3)
+                if (run, attack) in means.index:
+                    cell = means.loc[(run, attack)]
+                    axis.errorbar(cell["psnr_mean"], position, xerr=[[cell["psnr_mean"] - cell["psnr_low"]],
+                                                                     [cell["psnr_high"] - cell["psnr_mean"]]],
+                                  fmt="D", markersize=4, markerfacecolor="white", markeredgecolor="black",
+                                  ecolor="black", elinewidth=1.8, capsize=2.5, capthick=1.2, zorder=5)
+            # an attack run against few defenses (the adaptive ones): plain IG as the reference
+            no_defense_here = NO_DEFENSE in set(rows["defense"])
+            baseline_attack = attack if no_defense_here else REFERENCE_ATTACK
+            if not no_defense_here and attack != REFERENCE_ATTACK:
                 reference = metrics[metrics["attack"] == REFERENCE_ATTACK]
-                baseline = reference.loc[reference["defense"] == NO_DEFENSE, "psnr"]
                 for position, run in enumerate(order):
                     values = reference.loc[reference["defense"] == run, "psnr"]
                     if len(values) and run in set(rows["defense"]):
                         referenced = True
-                        axis.plot(values.median(), position, "D", markersize=4, markerfacecolor="white",
+                        axis.plot(values.mean(), position, "o", markersize=4, markerfacecolor="none",
                                   markeredgecolor="#333333", markeredgewidth=0.9, zorder=4)
-            if len(baseline):
-                axis.axvline(baseline.median(), color="#333333", linestyle=":", linewidth=0.9)
+            if (NO_DEFENSE, baseline_attack) in means.index:
+                axis.axvline(means.loc[(NO_DEFENSE, baseline_attack), "psnr_mean"], color="#333333", linestyle=":",
+                             linewidth=0.9)
             sources = "/".join(sorted(rows["label_source"].dropna().astype(str).unique())) or "n/a"
             axis.set_title(f"{attack}\nlabels {sources}, {context.budgets.get(attack, '')}", fontsize=8)
             axis.set_yticks(range(len(order)), [_run_label(run, family_of[run]) for run in order], fontsize=7)
@@ -206,13 +228,14 @@ def psnr_by_defense(metrics: pd.DataFrame, path: str | Path, context: FigureCont
             axis.set_xlabel("PSNR (dB), lower = more private", fontsize=7)
         for axis in axes:
             axis.xaxis.set_tick_params(labelbottom=True)
-        # the y axis names every setting; the legend only explains the reference line
         figure.tight_layout(h_pad=1.2, w_pad=0.6)
-        handles = [Line2D([], [], color="#333333", linestyle=":", label=f"median without defense\n(under {REFERENCE_ATTACK} in panels without none)")]
+        handles = [Line2D([], [], color="black", marker="D", markerfacecolor="white", linestyle="-", markersize=4,
+                          label="\n".join(textwrap.wrap(f"mean, {BOOTSTRAP_NOTE}", 38))),
+                   Line2D([], [], color="#333333", linestyle=":", label=f"mean without defense\n(under {REFERENCE_ATTACK} in panels without none)")]
         if referenced:
-            handles.append(Line2D([], [], color="#333333", marker="D", markerfacecolor="white", linestyle="",
-                                  markersize=4, label=f"median under plain {REFERENCE_ATTACK} (reference)"))
-        _legend_outside_data(figure, spare, handles)
+            handles.append(Line2D([], [], color="#333333", marker="o", markerfacecolor="none", linestyle="",
+                                  markersize=4, label=f"mean under plain {REFERENCE_ATTACK} (reference)"))
+        _legend_outside_data(figure, spare, handles, title=_replicates_note(summary))
         _header(figure, "Attack quality (PSNR per image) by defense setting and attack", context, attacks)
     _save(figure, path)
 
@@ -226,32 +249,39 @@ def smoothed(curve: pd.Series, window: int) -> pd.Series:
 
 
 def accuracy_by_round(accuracy: pd.DataFrame, path: str | Path, context: FigureContext) -> None:
-    """One panel per defense family: each setting's smoothed test accuracy (rolling mean over the
-    utility window) over its faint raw curve, the no-defense curve as a dashed reference, and the
-    utility window shaded."""
+    """One panel per defense family: each setting's test accuracy smoothed over the utility window
+    and averaged over replicates, with a band of its 95 % t-interval over replicates (when there
+    are several), over the faint raw per-round mean; the no-defense curve as a dashed reference,
+    and the utility window shaded."""
     import seaborn as sns
 
     order = report.run_order(accuracy, context.runs)
     colours = family_colours(accuracy, context.runs)
     family_of = dict(zip(accuracy["defense"], accuracy["defense_name"]))
     families = list(dict.fromkeys(family_of[run] for run in order))
-    rounds = int(accuracy.groupby("defense")["round"].nunique().max())
+    seeds = accuracy["seed"] if "seed" in accuracy else pd.Series(0, index=accuracy.index)
+    rounds = int(accuracy.assign(seed=seeds).groupby(["defense", "seed"])["round"].nunique().max())
+    replicates = int(seeds.nunique())
     window = report.utility_window(rounds)
     last_round = int(accuracy["round"].max())
-    curves = {run: accuracy[accuracy["defense"] == run].sort_values("round") for run in order}
+    bands = report.accuracy_bands(accuracy, window)
+    curves = {run: bands[bands["defense"] == run].sort_values("round") for run in order}
+    raw = accuracy.groupby(["defense", "round"], as_index=False)["test_accuracy"].mean()
     with sns.axes_style("whitegrid"):
         figure, axes, spare = _grid(len(families), 3, PAGE_WIDTH / 3, 2.1, sharex=True, sharey=True)
         for axis, family in zip(axes, families):
             axis.axvspan(last_round - window + 0.5, last_round + 0.5, color="#e8e8e8", zorder=0, linewidth=0)
             if family != NO_DEFENSE and NO_DEFENSE in curves:
                 reference = curves[NO_DEFENSE]
-                axis.plot(reference["round"], smoothed(reference["test_accuracy"], window), color="#555555",
-                          linestyle="--", linewidth=0.9, zorder=2)
+                axis.plot(reference["round"], reference["mean"], color="#555555", linestyle="--", linewidth=0.9, zorder=2)
             for run in (r for r in order if family_of[r] == family):
-                curve = curves[run]
-                axis.plot(curve["round"], curve["test_accuracy"], color=colours[run], alpha=0.25, linewidth=0.6, zorder=1)
-                axis.plot(curve["round"], smoothed(curve["test_accuracy"], window), color=colours[run], linewidth=1.5,
-                          zorder=3)
+                curve, points = curves[run], raw[raw["defense"] == run].sort_values("round")
+                axis.plot(points["round"], points["test_accuracy"], color=colours[run], alpha=0.2, linewidth=0.6,
+                          zorder=1)
+                if curve["low"].notna().any():
+                    axis.fill_between(curve["round"], curve["low"], curve["high"], color=colours[run], alpha=0.25,
+                                      linewidth=0, zorder=2)
+                axis.plot(curve["round"], curve["mean"], color=colours[run], linewidth=1.5, zorder=3)
             axis.set_title(family, fontsize=8)
             axis.set_ylim(0, 1)
             axis.tick_params(labelsize=7)
@@ -263,36 +293,50 @@ def accuracy_by_round(accuracy: pd.DataFrame, path: str | Path, context: FigureC
         handles = [Line2D([], [], color=colours[run], linewidth=1.5, label=_run_label(run, family_of[run]))
                    for run in order]
         handles += [Line2D([], [], color="#555555", linestyle="--", linewidth=0.9, label="none (reference)"),
-                    Line2D([], [], color="#888888", alpha=0.35, linewidth=0.6, label="raw, per round"),
-                    Patch(facecolor="#e8e8e8", label=f"last {window} rounds (utility)")]
+                    Line2D([], [], color="#888888", alpha=0.35, linewidth=0.6, label="raw, per round")]
+        if replicates > 1:
+            handles.append(Patch(facecolor="#888888", alpha=0.25, label=f"95% t-interval over {replicates} replicates"))
+        handles.append(Patch(facecolor="#e8e8e8", label=f"last {window} rounds (utility)"))
         figure.tight_layout(h_pad=1.0, w_pad=0.6)
-        _legend_outside_data(figure, spare, handles, title=f"rolling mean over {window} rounds")
+        _legend_outside_data(figure, spare, handles,
+                             title=f"rolling mean over {window} rounds, mean of {replicates} replicate"
+                                   f"{'s' if replicates != 1 else ''}")
         _header(figure, "Test accuracy of the global model by round", context)
     _save(figure, path)
 
 
 # --- privacy-utility ----------------------------------------------------------------------------
 
+VERDICT_MARKERS = {"frontier": "full", "undecided": "left", "dominated": "none"}
+
+
+def _panels(table: pd.DataFrame, context: FigureContext) -> list[tuple[str, int]]:
+    """(attack, round) panels in the config's attack order; the round is named only when several."""
+    attacks = context.attack_order(table["attack"])
+    return [(attack, int(r)) for attack in attacks for r in sorted(table.loc[table["attack"] == attack, "round"].unique())]
+
+
 def privacy_utility(table: pd.DataFrame, path: str | Path, context: FigureContext) -> None:
-    """One panel per attack: mean PSNR (x, lower = more private) against robust utility (y,
-    mean test accuracy over the last rounds, bars = its standard deviation). Settings of one
-    family are joined in order of strength; the dashed step line is the frontier. A panel without
-    the no-defense setting (the adaptive attacks) also shows, hollow, the same settings and
-    `none` under plain IG, with an arrow from each setting's IG point to its point here."""
+    """One panel per attack (and attacked round): mean PSNR (x, lower = more private) against
+    utility (y), each with its interval as bars; the marker's fill is the setting's frontier
+    verdict (filled: frontier, half: undecided, hollow: dominated beyond the intervals). Settings
+    of one family are joined in order of strength. A panel without the no-defense setting (the
+    adaptive attacks) also shows, as open circles, the same settings and `none` under plain IG."""
     import seaborn as sns
 
-    attacks = context.attack_order(table["attack"])
+    panels = _panels(table, context)
+    several_rounds = table["round"].nunique() > 1
     colours = family_colours(table, context.runs)
     family_of = dict(zip(table["defense"], table["defense_name"]))
     order = report.run_order(table, context.runs)
-    utility, spread = report.UTILITY_MEAN, report.UTILITY_STD
+    utility, low, high = report.UTILITY_MEAN, report.UTILITY_LOW, report.UTILITY_HIGH
     window = int(table[report.UTILITY_ROUNDS].max())
-    reference = table[table["attack"] == REFERENCE_ATTACK].set_index("defense")
     with sns.axes_style("whitegrid"):
-        figure, axes, spare = _grid(len(attacks), 3, PAGE_WIDTH / 3, 2.6)
+        figure, axes, spare = _grid(len(panels), 3, PAGE_WIDTH / 3, 2.6)
         used_reference = False
-        for axis, attack in zip(axes, attacks):
-            rows = table[table["attack"] == attack].set_index("defense")
+        for axis, (attack, round_number) in zip(axes, panels):
+            rows = table[(table["attack"] == attack) & (table["round"] == round_number)].set_index("defense")
+            reference = table[(table["attack"] == REFERENCE_ATTACK) & (table["round"] == round_number)].set_index("defense")
             runs = [run for run in order if run in rows.index]
             for family in dict.fromkeys(family_of[run] for run in runs):
                 members = [run for run in runs if family_of[run] == family]
@@ -300,17 +344,20 @@ def privacy_utility(table: pd.DataFrame, path: str | Path, context: FigureContex
                     axis.plot(rows.loc[members, "psnr_mean"], rows.loc[members, utility], color=colours[members[-1]],
                               linewidth=0.8, alpha=0.6, zorder=2)
             for run in runs:
-                axis.errorbar(rows.at[run, "psnr_mean"], rows.at[run, utility], yerr=rows.at[run, spread],
-                              fmt="o", markersize=4.5, color=colours[run], ecolor=colours[run], elinewidth=0.7,
-                              capsize=1.5, zorder=3)
+                cell = rows.loc[run]
+                axis.errorbar(cell["psnr_mean"], cell[utility],
+                              xerr=[[cell["psnr_mean"] - cell["psnr_low"]], [cell["psnr_high"] - cell["psnr_mean"]]],
+                              yerr=[[cell[utility] - cell[low]], [cell[high] - cell[utility]]],
+                              fmt="o", markersize=5, color=colours[run], ecolor=colours[run], elinewidth=0.7,
+                              capsize=1.5, fillstyle=VERDICT_MARKERS.get(cell["frontier"], "full"),
+                              markerfacecoloralt="white", zorder=3)
             if NO_DEFENSE not in rows.index and attack != REFERENCE_ATTACK and len(reference):
                 used_reference = True
                 for run in [r for r in runs if r in reference.index] + ([NO_DEFENSE] if NO_DEFENSE in reference.index else []):
                     x, y = reference.at[run, "psnr_mean"], reference.at[run, utility]
-                    axis.plot(x, y, "o", markersize=5, markerfacecolor="white", markeredgecolor=colours.get(run, "#333333"),
-                              markeredgewidth=1.0, zorder=3)
-                    # the no-defense reference labelled above its point, the same setting's below
-                    above = run == NO_DEFENSE
+                    axis.plot(x, y, "o", markersize=6, markerfacecolor="none", markeredgecolor=colours.get(run, "#333333"),
+                              markeredgewidth=0.8, linestyle="", zorder=3)
+                    above = run == NO_DEFENSE  # the no-defense reference labelled above its point, the setting's below
                     axis.annotate(f"{run} under {REFERENCE_ATTACK}", (x, y), xytext=(0, 7 if above else -7),
                                   textcoords="offset points", fontsize=6, ha="center", va="bottom" if above else "top",
                                   color="#333333")
@@ -318,21 +365,78 @@ def privacy_utility(table: pd.DataFrame, path: str | Path, context: FigureContex
                         axis.annotate("", xy=(rows.at[run, "psnr_mean"], rows.at[run, utility]), xytext=(x, y),
                                       arrowprops={"arrowstyle": "->", "color": colours[run], "linewidth": 0.8}, zorder=2)
                 axis.margins(x=0.25, y=0.25)
-            frontier = rows[rows["on_frontier"]].sort_values("psnr_mean")
-            axis.step(frontier["psnr_mean"], frontier[utility], "--", where="post", color="black", linewidth=0.7, zorder=1)
-            axis.set_title(f"{attack} ({context.budgets.get(attack, '')})", fontsize=8)
+            title = f"{attack}" + (f", round {round_number}" if several_rounds else "")
+            axis.set_title(f"{title} ({context.budgets.get(attack, '')})", fontsize=8)
             axis.set_xlabel("mean PSNR (dB), lower = more private", fontsize=7)
             axis.set_ylabel(f"test accuracy, mean of last {window} rounds", fontsize=7)
             axis.tick_params(labelsize=7)
         handles = [Line2D([], [], color=colours[run], marker="o", linestyle="", label=_run_label(run, family_of[run]))
                    for run in order]
-        handles.append(Line2D([], [], color="black", linestyle="--", linewidth=0.7, label="frontier"))
+        handles += [Line2D([], [], color="#555555", marker="o", linestyle="", fillstyle=fill,
+                           markerfacecoloralt="white", label=verdict) for verdict, fill in VERDICT_MARKERS.items()]
         if used_reference:
-            handles.append(Line2D([], [], color="#333333", marker="o", markerfacecolor="white", linestyle="",
+            handles.append(Line2D([], [], color="#333333", marker="o", markerfacecolor="none", linestyle="",
                                   label=f"reference: under plain {REFERENCE_ATTACK}"))
         figure.tight_layout(h_pad=1.2, w_pad=0.8)
-        _legend_outside_data(figure, spare, handles, title="upper left is better; bars: ±1 sd")
-        _header(figure, "Privacy-utility trade-off per attack", context, attacks)
+        interval = str(table[report.UTILITY_INTERVAL].iloc[0]) if len(table) else ""
+        title = "\n".join(["upper left is better"] + textwrap.wrap(f"PSNR bars: {BOOTSTRAP_NOTE}", 38)
+                          + textwrap.wrap(f"accuracy bars: {interval}", 38))
+        _legend_outside_data(figure, spare, handles, title=title)
+        _header(figure, "Privacy-utility trade-off per attack", context, [attack for attack, _ in panels])
+    _save(figure, path)
+
+
+# --- budget curves ------------------------------------------------------------------------------
+
+def budget_curves(curves: pd.DataFrame, summary: pd.DataFrame, path: str | Path, context: FigureContext) -> None:
+    """One panel per attack (and attacked round): mean PSNR against the iterations the attack had
+    (log scale, its checkpoints at 1/8, 1/4, 1/2 and all of its budget), one line per defense
+    setting with its 95 % interval as a band. A cell flagged budget-limited in summary.csv (its
+    PSNR still rose by more than its interval over the last doubling) ends in a star."""
+    import seaborn as sns
+
+    panels = _panels(curves, context)
+    several_rounds = curves["round"].nunique() > 1
+    colours = family_colours(curves, context.runs)
+    family_of = dict(zip(curves["defense"], curves["defense_name"]))
+    order = report.run_order(curves, context.runs)
+    limited = set()
+    if "budget_limited" in summary:
+        flagged = summary[summary["budget_limited"].astype(str).str.lower() == "true"]
+        limited = set(zip(flagged["defense"], flagged["attack"], flagged["round"]))
+    with sns.axes_style("whitegrid"):
+        figure, axes, spare = _grid(len(panels), 3, PAGE_WIDTH / 3, 2.4)
+        for axis, (attack, round_number) in zip(axes, panels):
+            rows = curves[(curves["attack"] == attack) & (curves["round"] == round_number)]
+            for run in (r for r in order if r in set(rows["defense"])):
+                line = rows[rows["defense"] == run].sort_values("iterations")
+                axis.fill_between(line["iterations"], line["psnr_low"], line["psnr_high"], color=colours[run],
+                                  alpha=0.15, linewidth=0)
+                axis.plot(line["iterations"], line["psnr_mean"], marker="o", markersize=2.5, linewidth=1.0,
+                          color=colours[run])
+                if (run, attack, round_number) in limited:
+                    end = line.iloc[-1]
+                    axis.plot(end["iterations"], end["psnr_mean"], "*", markersize=9, color=colours[run],
+                              markeredgecolor="black", markeredgewidth=0.5, zorder=5)
+            axis.set_xscale("log", base=2)
+            ticks = sorted(rows["iterations"].unique())
+            axis.set_xticks(ticks, [str(int(t)) for t in ticks], fontsize=6)
+            axis.minorticks_off()
+            unit = "L-BFGS steps" if "steps" in context.budgets.get(attack, "") else "iterations"
+            title = f"{attack}" + (f", round {round_number}" if several_rounds else "")
+            axis.set_title(f"{title} ({context.budgets.get(attack, '')})", fontsize=8)
+            axis.set_xlabel(f"{unit} (log scale)", fontsize=7)
+            axis.set_ylabel("mean PSNR (dB)", fontsize=7)
+            axis.tick_params(axis="y", labelsize=7)
+        handles = [Line2D([], [], color=colours[run], marker="o", markersize=3, label=_run_label(run, family_of[run]))
+                   for run in order]
+        handles.append(Line2D([], [], color="#555555", marker="*", markersize=8, linestyle="",
+                              label="budget-limited: rose beyond its interval\nover the last doubling"))
+        figure.tight_layout(h_pad=1.2, w_pad=0.8)
+        _legend_outside_data(figure, spare, handles,
+                             title="\n".join(textwrap.wrap(f"bands: {BOOTSTRAP_NOTE}; {_replicates_note(summary)}", 38)))
+        _header(figure, "Is the attack budget enough? PSNR at fractions of each attack's budget", context,
+                [attack for attack, _ in panels])
     _save(figure, path)
 
 
@@ -350,6 +454,7 @@ class ReconstructionBlock:
     labels: list[int]
     rows: list[tuple[str, torch.Tensor, list[float]]]  # (run id, images in original order, PSNR each)
     client: int = -1  # whose private batch the originals are
+    seed: int = 0  # the replicate shown
 
 
 def _strip(images: torch.Tensor) -> torch.Tensor:
@@ -428,7 +533,7 @@ def _draw_block(subfigure, block: ReconstructionBlock, context: FigureContext, c
                 continue
             _show(axis, images[column])
             axis.set_xlabel(captions[column], fontsize=6, labelpad=1.5)
-    subfigure.suptitle(f"{block.attack} at round {block.round}\nlabels {block.label_source}; "
+    subfigure.suptitle(f"{block.attack} at round {block.round} (replicate seed {block.seed})\nlabels {block.label_source}; "
                        f"{context.budgets.get(block.attack, '')}", fontsize=8, y=1 - 0.06 / height, va="top")
 
 
@@ -447,11 +552,14 @@ ADAPTIVE_ATTACKS = ("ig", "adaptive", "adaptive_infer", "adaptive_oracle")
 
 
 def defense_settings(table: pd.DataFrame, path: str | Path, context: FigureContext, defense: str = "gradienthide") -> None:
-    """One defense's settings side by side: mean PSNR under plain IG and the adaptive attacks
-    (left; lower = safer) and the robust utility (right), so a reader sees which settings keep
-    the defense safe against an attacker who knows it, and what they cost."""
+    """One defense's settings side by side: mean PSNR under plain IG and the adaptive attacks with
+    their 95 % intervals (left; lower = safer) and the utility with its interval (right), so a
+    reader sees which settings keep the defense safe against an attacker who knows it, and what
+    they cost. Rounds are pooled when several were attacked: the first attacked round is shown."""
     import seaborn as sns
 
+    first_round = table["round"].min()
+    table = table[table["round"] == first_round]
     rows = table[table["defense_name"] == defense]
     settings = sorted(rows["setting"].unique(), key=report.natural_key)
     attacks = [a for a in ADAPTIVE_ATTACKS if a in set(rows["attack"])]
@@ -461,27 +569,33 @@ def defense_settings(table: pd.DataFrame, path: str | Path, context: FigureConte
     positions = {setting: index for index, setting in enumerate(settings)}
     markers = dict(zip(ADAPTIVE_ATTACKS, ("o", "s", "D", "^")))
     palette = dict(zip(ADAPTIVE_ATTACKS, sns.color_palette("colorblind", len(ADAPTIVE_ATTACKS))))
-    for attack in attacks:
+    for offset, attack in zip(np.linspace(-0.18, 0.18, max(1, len(attacks))), attacks):
         part = rows[rows["attack"] == attack].sort_values("setting", key=lambda s: s.map(positions))
-        privacy_axis.plot(part["psnr_mean"], part["setting"].map(positions), marker=markers[attack], linestyle="-",
-                          linewidth=0.8, color=palette[attack], label=attack)
+        y = part["setting"].map(positions) + offset  # attacks side by side, so their bars do not overlap
+        privacy_axis.errorbar(part["psnr_mean"], y, xerr=[part["psnr_mean"] - part["psnr_low"],
+                                                          part["psnr_high"] - part["psnr_mean"]],
+                              marker=markers[attack], markersize=4, linestyle="-", linewidth=0.8, elinewidth=0.7,
+                              capsize=1.5, color=palette[attack], label=attack)
     reference = table[(table["defense_name"] == NO_DEFENSE) & (table["attack"] == REFERENCE_ATTACK)]
     if not reference.empty:
         privacy_axis.axvline(float(reference["psnr_mean"].iloc[0]), color="#333333", linestyle=":", linewidth=1,
                              label=f"{NO_DEFENSE} under {REFERENCE_ATTACK}")
     privacy_axis.set_yticks(range(len(settings)), settings, fontsize=7)
-    privacy_axis.set_xlabel("mean PSNR (dB); lower = more private", fontsize=8)
+    privacy_axis.set_xlabel(f"mean PSNR (dB); lower = more private\nbars: {BOOTSTRAP_NOTE}", fontsize=7)
     privacy_axis.invert_yaxis()
     utility = rows.drop_duplicates("setting").set_index("setting").reindex(settings)
-    utility_axis.errorbar(utility[report.UTILITY_MEAN], range(len(settings)), xerr=utility[report.UTILITY_STD],
+    utility_axis.errorbar(utility[report.UTILITY_MEAN], range(len(settings)),
+                          xerr=[utility[report.UTILITY_MEAN] - utility[report.UTILITY_LOW],
+                                utility[report.UTILITY_HIGH] - utility[report.UTILITY_MEAN]],
                           fmt="o", color=FAMILY_COLOURS.get(defense, "#d62728"), markersize=4, linewidth=1)
-    utility_axis.set_xlabel(f"{report.UTILITY_MEAN}\n(± sd)", fontsize=8)
+    interval = str(utility[report.UTILITY_INTERVAL].iloc[0]) if len(utility) else ""
+    utility_axis.set_xlabel("test accuracy (last rounds)\n" + textwrap.fill(f"bars: {interval}", 40), fontsize=7)
     for axis in (privacy_axis, utility_axis):
         axis.grid(axis="x", alpha=0.3)
         axis.tick_params(labelsize=7)
-    privacy_axis.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(0.0, -0.18), ncols=3)
+    privacy_axis.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(0.0, -0.24), ncols=3)
     figure.tight_layout()
-    _header(figure, f"{defense} settings against attackers who know it", context, attacks)
+    _header(figure, f"{defense} settings against attackers who know it (round {first_round})", context, attacks)
     _save(figure, path)
 
 

@@ -61,7 +61,8 @@ def start_job(snakemake) -> torch.device:
     # generator seeded; stages that draw at random seed their own generators as well
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     use_deterministic_algorithms()
-    seed = int(snakemake.config.get("seed", 0))
+    # a job of one replicate (wildcard seed) seeds with that replicate's seed, others with the data seed
+    seed = int(dict(snakemake.wildcards).get("seed", snakemake.config.get("seed", 0)))
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

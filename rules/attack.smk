@@ -7,7 +7,7 @@ rule attack:
         index=round_file("index"),
         public_pool=lambda wc: PUBLIC_POOL if attack_is_given("needs_public_pool", wc.attack, wc.defense) else [],
         # the clients' own public draws: given only to the adaptive_oracle upper bound
-        public_draws=lambda wc: (round_file("public_draws", wc.defense, wc.round)
+        public_draws=lambda wc: (round_file("public_draws", wc.defense, wc.round, wc.seed)
                                  if attack_is_given("needs_public_draws", wc.attack, wc.defense) else []),
     output:
         reconstructions=shard_file("reconstructions"),
@@ -18,11 +18,11 @@ rule attack:
         defense_name=lambda wc: RUNS[wc.defense].defense,
         defense_params=lambda wc: RUNS[wc.defense].params,
         positions=lambda wc: gh_config.shard_positions(config, int(wc.shard)),
-        seed=config["seed"],
+        seed=lambda wc: int(wc.seed),  # the replicate's: the restarts' initial images
     log:
-        f"{OUT}/logs/attack/{{defense}}/{{attack}}/round{{round}}_shard{{shard}}.log",
+        f"{OUT}/logs/attack/{{defense}}/{{attack}}/seed{{seed}}/round{{round}}_shard{{shard}}.log",
     benchmark:
-        f"{OUT}/benchmarks/attack/{{defense}}/{{attack}}/round{{round}}_shard{{shard}}.tsv"
+        f"{OUT}/benchmarks/attack/{{defense}}/{{attack}}/seed{{seed}}/round{{round}}_shard{{shard}}.tsv"
     threads: THREADS
     resources:
         runtime=240,
@@ -33,7 +33,8 @@ rule attack:
 
 
 rule evaluate:
-    """Score a shard's reconstructions against the private originals (PSNR, SSIM, LPIPS, semantic match); draw them."""
+    """Score a shard's reconstructions against the private originals (PSNR, SSIM, LPIPS, semantic match), and
+    its budget checkpoints (PSNR, SSIM); draw them."""
     input:
         reconstructions=rules.attack.output.reconstructions,
         private=round_file("private"),
@@ -43,16 +44,18 @@ rule evaluate:
         clip_files=CLIP_FILES if METRICS["semantic_reference"] == "clip" else [],
         lpips_backbone=LPIPS_BACKBONE,
         # the recorded draws score an attack that estimates them (evaluation only, never the attack job)
-        public_draws=lambda wc: (round_file("public_draws", wc.defense, wc.round)
+        public_draws=lambda wc: (round_file("public_draws", wc.defense, wc.round, wc.seed)
                                  if attack_is_given("infers_public_draws", wc.attack, wc.defense) else []),
     output:
         metrics=shard_file("metrics"),
+        budget=shard_file("budget"),
         grid=shard_file("grid"),
     params:
         identity=lambda wc: {
             "defense": wc.defense,
             "defense_name": RUNS[wc.defense].defense,
             "attack": wc.attack,
+            "seed": int(wc.seed),
             "round": int(wc.round),
             "shard": int(wc.shard),
         },
@@ -60,9 +63,9 @@ rule evaluate:
         model_config=config["model"],
         clip=config["labels"]["clip"],
     log:
-        f"{OUT}/logs/evaluate/{{defense}}/{{attack}}/round{{round}}_shard{{shard}}.log",
+        f"{OUT}/logs/evaluate/{{defense}}/{{attack}}/seed{{seed}}/round{{round}}_shard{{shard}}.log",
     benchmark:
-        f"{OUT}/benchmarks/evaluate/{{defense}}/{{attack}}/round{{round}}_shard{{shard}}.tsv"
+        f"{OUT}/benchmarks/evaluate/{{defense}}/{{attack}}/seed{{seed}}/round{{round}}_shard{{shard}}.tsv"
     threads: 1
     conda:
         "../envs/gradienthide.yaml"

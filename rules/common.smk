@@ -12,7 +12,8 @@ METRICS = gh_config.resolve_metrics(config)
 if config["metrics"]["lpips"] == "auto" and not METRICS["lpips"]:
     print(f"Note: LPIPS is not computed: {perceptual.backbone_path(config['metrics']['lpips_cache_dir'])} is absent "
           "(README, 'LPIPS'); the lpips column stays empty.", file=sys.stderr)
-SEMANTIC_REFERENCE_MODEL = (f"{layout.train_dir(OUT, 'none')}/final_model.safetensors"
+# the no-defense run's final model of the evaluated replicate
+SEMANTIC_REFERENCE_MODEL = (f"{layout.train_dir(OUT, defense='none', seed='{seed}')}/final_model.safetensors"
                             if METRICS["semantic_reference"] == "no_defense" else [])
 USES_PUBLIC_POOL = any(gh_config.uses_public_pool(run) for run in RUNS.values())
 
@@ -61,9 +62,14 @@ def attack_is_given(need, attack, run_id):
     return ATTACKS.trait(attack, need) and gh_config.uses_public_pool(RUNS[run_id])
 
 
-def round_file(what, defense="{defense}", round_number="{round}"):
-    return layout.round_file(OUT, defense, round_number, what)
+def train_file(name, defense="{defense}", seed="{seed}"):
+    return f"{layout.train_dir(OUT, defense=defense, seed=seed)}/{name}"
 
 
-def shard_file(what, defense="{defense}", attack="{attack}", round_number="{round}", shard="{shard}"):
-    return layout.shard_file(OUT, defense, attack, round_number, shard, what)
+def round_file(what, defense="{defense}", round_number="{round}", seed="{seed}"):
+    return layout.round_file(OUT, defense=defense, seed=seed, round_number=round_number, what=what)
+
+
+def shard_file(what, defense="{defense}", attack="{attack}", round_number="{round}", shard="{shard}", seed="{seed}"):
+    return layout.shard_file(OUT, defense=defense, attack=attack, seed=seed, round_number=round_number, shard=shard,
+                             what=what)

@@ -1,26 +1,34 @@
-ALL_METRICS = [
-    shard_file("metrics", run, attack, r, s)
+ATTACK_JOBS = [
+    dict(defense=run, attack=attack, seed=seed, round_number=r, shard=s)
     for run in RUNS
     for attack in config["attacks"]
     if gh_config.attack_targets(config, attack, RUNS[run])
+    for seed in SEEDS
     for r in ATTACK_ROUNDS
     for s in SHARDS
 ]
-# the reconstructions figure: for each attack, the first shard at the first attacked round of
-# every defense setting it runs against (parallel lists: file, setting, attack)
+ALL_METRICS = [shard_file("metrics", **job) for job in ATTACK_JOBS]
+ALL_BUDGET_METRICS = [shard_file("budget", **job) for job in ATTACK_JOBS]
+# the reconstructions figure: for each attack, the first shard at the first attacked round of the
+# first replicate of every defense setting it runs against (parallel lists: file, setting, attack)
 RECONSTRUCTION_BLOCKS = [(run, attack) for attack in config["attacks"] for run in RUNS
                          if gh_config.attack_targets(config, attack, RUNS[run])]
 
 
 rule aggregate:
-    """One tidy table of every metric by defense, attack and round, plus accuracy and a summary."""
+    """One tidy table of every metric by defense, attack, replicate and round, the budget checkpoints, the
+    paired differences to no defense, accuracy, and the summary with intervals and verdicts."""
     input:
         metrics=ALL_METRICS,
-        accuracy=[f"{layout.train_dir(OUT, run)}/accuracy.parquet" for run in RUNS],
+        budget_metrics=ALL_BUDGET_METRICS,
+        accuracy=[train_file("accuracy.parquet", run, seed) for run in RUNS for seed in SEEDS],
         public_labels=PUBLIC_LABELS if USES_PUBLIC_POOL else [],
     output:
         metrics_table=f"{OUT}/report/metrics.parquet",
         metrics_csv=f"{OUT}/report/metrics.csv",
+        budget_table=f"{OUT}/report/budget.parquet",
+        budget_curves=f"{OUT}/report/budget_curves.csv",
+        paired_table=f"{OUT}/report/paired.parquet",
         accuracy_table=f"{OUT}/report/accuracy.parquet",
         summary=report(f"{OUT}/report/summary.csv", caption="../report/summary.rst", category="Tables"),
         privacy_utility=report(f"{OUT}/report/privacy_utility.csv", caption="../report/privacy_utility_table.rst",
@@ -37,16 +45,19 @@ rule aggregate:
 
 
 rule figures:
-    """PSNR by defense, test accuracy by round, privacy-utility per attack, and each attack's
-    reconstruction of one batch under every defense; each figure states the labeler and budgets."""
+    """PSNR by defense, test accuracy by round, privacy-utility per attack, PSNR against the attack's
+    iterations, and each attack's reconstruction of one batch under every defense; each figure
+    states the labeler, the budgets and what its intervals are over."""
     input:
         metrics_table=rules.aggregate.output.metrics_table,
         accuracy_table=rules.aggregate.output.accuracy_table,
         privacy_utility=rules.aggregate.output.privacy_utility,
+        summary=rules.aggregate.output.summary,
+        budget_curves=rules.aggregate.output.budget_curves,
         public_labels=PUBLIC_LABELS if USES_PUBLIC_POOL else [],
-        reconstructions=[shard_file("reconstructions", run, attack, ATTACK_ROUNDS[0], 0)
+        reconstructions=[shard_file("reconstructions", run, attack, ATTACK_ROUNDS[0], 0, SEEDS[0])
                          for run, attack in RECONSTRUCTION_BLOCKS],
-        private=[round_file("private", run, ATTACK_ROUNDS[0]) for run in RUNS],
+        private=[round_file("private", run, ATTACK_ROUNDS[0], SEEDS[0]) for run in RUNS],
     output:
         psnr_figure=report(f"{OUT}/report/psnr_by_defense.png", caption="../report/psnr_by_defense.rst",
                            category="Privacy"),
@@ -56,11 +67,14 @@ rule figures:
                                       category="Privacy"),
         reconstructions_figure=report(f"{OUT}/report/reconstructions.png", caption="../report/reconstructions.rst",
                                       category="Privacy"),
+        budget_figure=report(f"{OUT}/report/budget_curves.png", caption="../report/budget_curves.rst",
+                             category="Privacy"),
     params:
         runs=list(RUNS),
         reconstruction_runs=[run for run, _ in RECONSTRUCTION_BLOCKS],
         reconstruction_attacks=[attack for _, attack in RECONSTRUCTION_BLOCKS],
         attack_round=ATTACK_ROUNDS[0],
+        reconstruction_seed=SEEDS[0],
         attack_settings={attack: gh_config.attack_params(config, attack) for attack in config["attacks"]},
     log:
         f"{OUT}/logs/figures.log",

@@ -1,13 +1,13 @@
 rule train:
-    """Federated training under one defense setting; keeps the global model and every upload at the attacked rounds."""
+    """Federated training under one defense setting in one replicate; keeps the global model and every upload at the attacked rounds."""
     input:
         dataset=DATASET,
         splits=SPLITS,
         public_labels=lambda wc: PUBLIC_LABELS if gh_config.uses_public_pool(RUNS[wc.defense]) else [],
         public_pool=lambda wc: PUBLIC_POOL if gh_config.uses_public_pool(RUNS[wc.defense]) else [],
     output:
-        accuracy=f"{layout.train_dir(OUT, '{defense}')}/accuracy.parquet",
-        final_model=f"{layout.train_dir(OUT, '{defense}')}/final_model.safetensors",
+        accuracy=train_file("accuracy.parquet"),
+        final_model=train_file("final_model.safetensors"),
         rounds=[round_file(what, round_number=r) for r in ATTACK_ROUNDS for what in layout.ROUND_FILES],
     params:
         run_id=lambda wc: wc.defense,
@@ -16,12 +16,13 @@ rule train:
         model_config=config["model"],
         training=config["training"],
         data_partition=config["data"]["partition"],
-        seed=config["seed"],
-        round_dirs=lambda wc: {r: layout.round_dir(OUT, wc.defense, r) for r in ATTACK_ROUNDS},
+        seed=lambda wc: int(wc.seed),  # the replicate's
+        round_dirs=lambda wc: {r: layout.round_dir(OUT, defense=wc.defense, seed=wc.seed, round_number=r)
+                               for r in ATTACK_ROUNDS},
     log:
-        f"{OUT}/logs/train/{{defense}}.log",
+        f"{OUT}/logs/train/{{defense}}/seed{{seed}}.log",
     benchmark:
-        f"{OUT}/benchmarks/train/{{defense}}.tsv"
+        f"{OUT}/benchmarks/train/{{defense}}/seed{{seed}}.tsv"
     threads: THREADS
     resources:
         runtime=120,

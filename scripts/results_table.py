@@ -1,9 +1,13 @@
-"""Print a run's results as the Markdown tables the README quotes.
+"""Print a run's results as the Markdown tables the README quotes, every number with its interval.
 
-Usage: .venv/bin/python scripts/results_table.py [results/report] [--settings gradienthide]
-Reads summary.csv (and privacy_utility.csv); prints one row per defense setting with utility
-(mean ± sd of test accuracy over the last 10% of rounds), PSNR/SSIM under each attack, and,
-for attacks that estimate GradientHide's public draws, their draw recall.
+Usage: .venv/bin/python scripts/results_table.py [results/report] [--attacks ig dlg ...]
+           [--tables main paired budget]
+Reads summary.csv. `main`: one row per defense setting with utility (mean over replicates, 95 %
+t-interval, or the utility window's spread with one replicate) and mean PSNR [95 % bootstrap
+interval] / SSIM under each attack, with the frontier verdict and, for attacks that estimate
+GradientHide's public draws, their draw recall. `paired`: each setting's mean PSNR difference to
+`none` on the same images [interval] and the share of images where it is lower. `budget`: the
+cells whose PSNR still rose beyond its interval over the last doubling of the budget.
 """
 
 from __future__ import annotations
@@ -15,30 +19,44 @@ import pandas as pd
 
 from gradienthide import report
 
-
 FAMILY_ORDER = ("none", "gradienthide", "dp", "pruning", "soteria", "precode", "mixup")
+VERDICT_MARK = {"frontier": "", "undecided": " (u)", "dominated": " (d)"}
 
 
-def defense_table(summary: pd.DataFrame, attacks: list[str]) -> str:
-    """One column per attack, or per attack and round when several rounds were attacked."""
-    rounds = sorted(summary["round"].unique())
-    columns = [(a, r) for a in attacks for r in rounds]
-    header = ["defense", "accuracy (last 10% of rounds)"] + [
-        f"PSNR / SSIM under {a}" + (f" (round {r})" if len(rounds) > 1 else "") for a, r in columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+def interval(row, prefix: str, digits: int = 1) -> str:
+    return f"{row[f'{prefix}_mean']:.{digits}f} [{row[f'{prefix}_low']:.{digits}f}, {row[f'{prefix}_high']:.{digits}f}]"
+
+
+def ordered_runs(summary: pd.DataFrame) -> list[str]:
     families = list(dict.fromkeys([*FAMILY_ORDER, *summary["defense_name"]]))
-    order = [run for family in families for run in report.run_order(summary[summary["defense_name"] == family])]
-    for run in order:
+    return [run for family in families for run in report.run_order(summary[summary["defense_name"] == family])]
+
+
+def columns_of(summary: pd.DataFrame, attacks: list[str]) -> list[tuple[str, int]]:
+    rounds = sorted(summary["round"].unique())
+    return [(a, r) for a in attacks for r in rounds if ((summary["attack"] == a) & (summary["round"] == r)).any()]
+
+
+def _header(label: str, attack: str, round_number: int, several_rounds: bool) -> str:
+    return f"{label} {attack}" + (f" (round {round_number})" if several_rounds else "")
+
+
+def main_table(summary: pd.DataFrame, attacks: list[str]) -> str:
+    """Accuracy, and per attack mean PSNR [interval] / SSIM with the frontier verdict."""
+    columns = columns_of(summary, attacks)
+    several = summary["round"].nunique() > 1
+    header = ["defense", "accuracy"] + [_header("PSNR / SSIM under", a, r, several) for a, r in columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for run in ordered_runs(summary):
         rows = summary[summary["defense"] == run]
-        first = rows.iloc[0]
-        cells = [run, f"{first[report.UTILITY_MEAN]:.3f} ± {first[report.UTILITY_STD]:.3f}"]
+        cells = [run, interval(rows.iloc[0], "accuracy", 3)]
         for attack, round_number in columns:
             hit = rows[(rows["attack"] == attack) & (rows["round"] == round_number)]
             if hit.empty:
                 cells.append("")
                 continue
             row = hit.iloc[0]
-            text = f"{row['psnr_mean']:.1f} / {row['ssim_mean']:.2f}"
+            text = f"{interval(row, 'psnr')} / {row['ssim_mean']:.2f}{VERDICT_MARK.get(row.get('frontier'), '')}"
             if "draw_recall" in row and pd.notna(row["draw_recall"]):
                 text += f" (draw recall {row['draw_recall']:.2f})"
             cells.append(text)
@@ -46,18 +64,58 @@ def defense_table(summary: pd.DataFrame, attacks: list[str]) -> str:
     return "\n".join(lines)
 
 
+def paired_table(summary: pd.DataFrame, attacks: list[str]) -> str:
+    """Per attack: mean PSNR difference to none on the same images [interval], share of images lower."""
+    columns = columns_of(summary, attacks)
+    several = summary["round"].nunique() > 1
+    header = ["defense"] + [_header("PSNR − none under", a, r, several) for a, r in columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for run in ordered_runs(summary):
+        if run == report.NO_DEFENSE:
+            continue
+        rows = summary[summary["defense"] == run]
+        cells = [run]
+        for attack, round_number in columns:
+            hit = rows[(rows["attack"] == attack) & (rows["round"] == round_number)]
+            if hit.empty or pd.isna(hit.iloc[0].get("psnr_diff_mean")):
+                cells.append("")
+                continue
+            row = hit.iloc[0]
+            cells.append(f"{interval(row, 'psnr_diff')}, {100 * row['share_worse_for_attacker']:.0f} %")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def budget_lines(summary: pd.DataFrame) -> str:
+    if "budget_limited" not in summary:
+        return "no budget checkpoints in this run"
+    flagged = summary[summary["budget_limited"].astype(str).str.lower() == "true"]
+    if flagged.empty:
+        return "budget-limited cells: none"
+    items = [f"{row.defense} / {row.attack} / round {row.round} (+{row.psnr_rise_last_doubling:.1f} dB from "
+             f"{int(row.budget_iterations) // 2} to {int(row.budget_iterations)})" for row in flagged.itertuples()]
+    return f"budget-limited cells ({len(items)} of {len(summary)}): " + "; ".join(items)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("report_dir", nargs="?", default="results/report")
     parser.add_argument("--attacks", nargs="*", default=None, help="attack columns, in order (default: all)")
+    parser.add_argument("--tables", nargs="*", default=["main", "paired", "budget"],
+                        choices=["main", "paired", "budget"])
     args = parser.parse_args()
     summary = pd.read_csv(Path(args.report_dir) / "summary.csv")
     attacks = args.attacks or list(dict.fromkeys(summary["attack"]))
     labeler = summary["public_labeler"].dropna().iloc[0] if "public_labeler" in summary else "n/a"
     accuracy = summary["public_labeler_accuracy"].dropna() if "public_labeler_accuracy" in summary else pd.Series()
     note = f" (accuracy {100 * accuracy.iloc[0]:.1f}%)" if len(accuracy) else ""
-    print(f"public labels: {labeler}{note}; images per cell: {int(summary['images'].max())}\n")
-    print(defense_table(summary, attacks))
+    print(f"public labels: {labeler}{note}; replicates: {int(summary['replicates'].max())}; images per cell: "
+          f"{int(summary['images'].max())}; accuracy interval: {summary[report.UTILITY_INTERVAL].iloc[0]}; "
+          "PSNR interval: 95% bootstrap over replicates and the images within them; (u) undecided, (d) dominated "
+          "on the privacy-utility frontier\n")
+    printers = {"main": lambda: main_table(summary, attacks), "paired": lambda: paired_table(summary, attacks),
+                "budget": lambda: budget_lines(summary)}
+    print("\n\n".join(printers[name]() for name in args.tables))
 
 
 if __name__ == "__main__":

@@ -48,9 +48,9 @@ def test_the_archive_holds_the_run_its_config_environment_and_manifest(archived_
     # (but the archive job's own log, benchmark and manifest record, written as or after it is packed)
     assert on_disk - {"results/logs/archive.log", "results/benchmarks/archive.tsv",
                       "results/manifest/archive/results.tar.gz.json"} <= names
-    for wanted in ("results/logs/train/none.log", "results/benchmarks/train/none.tsv",
-                   "results/attack/none/ig/round2/shard0/reconstructions.safetensors",
-                   "results/train/none/round2/updates.safetensors", "results/report/psnr_by_defense.png",
+    for wanted in ("results/logs/train/none/seed0.log", "results/benchmarks/train/none/seed1.tsv",
+                   "results/attack/none/ig/seed0/round2/shard0/reconstructions.safetensors",
+                   "results/train/none/seed1/round2/updates.safetensors", "results/report/psnr_by_defense.png",
                    "results/manifest/report/metrics.parquet.json", "gradienthide-run/MANIFEST.sha256"):
         assert wanted in names
     assert config["public"]["dataset"] == "private_slice"  # a default the run's config file left out
@@ -83,7 +83,7 @@ def _rewrite(source, target, change):
 def test_verify_names_a_changed_a_missing_and_an_unlisted_member(archived_run, tmp_path):
     workdir, _ = archived_run
     changed_member = "results/report/metrics.parquet"
-    removed_member = "results/logs/train/none.log"
+    removed_member = "results/logs/train/none/seed0.log"
 
     def change(member, data):
         if member.name == changed_member:

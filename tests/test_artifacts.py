@@ -77,3 +77,24 @@ def test_the_same_tensors_and_metadata_give_the_same_bytes_in_every_process(tmp_
         subprocess.run([sys.executable, "-c", script, str(path)], check=True)
     assert len({path.read_bytes() for path in paths}) == 1
     assert artifacts.read_metadata(paths[0])["defense"] == "none"
+
+
+def test_reconstructions_keep_their_budget_checkpoints_even_when_one_is_the_result_itself(tmp_path):
+    """An attack stopped early (L-BFGS diverging) hands out its result again at later checkpoints:
+    the file stores a copy, and reading gives every checkpoint, the last being the images."""
+    from gradienthide import dumps
+
+    early = torch.rand(2, 1, 8, 8)
+    items = []
+    for position, client in ((0, 5), (1, 7)):
+        images = torch.rand(2, 1, 8, 8)
+        items.append(dumps.Reconstruction(position, client, images, torch.tensor([1, 2]),
+                                          checkpoints={3: early.clone(), 6: images, 12: images}))
+    path = tmp_path / "reconstructions.safetensors"
+    dumps.write_reconstructions(path, items, attack="dlg", label_source="recovered")
+    read, label_source = dumps.read_reconstructions(path)
+    assert label_source == "recovered" and [r.client for r in read] == [5, 7]
+    for item, written in zip(read, items):
+        assert sorted(item.checkpoints) == [3, 6, 12]
+        assert torch.equal(item.checkpoints[3], early) and torch.equal(item.checkpoints[6], written.images)
+        assert torch.equal(item.checkpoints[12], item.images) and torch.equal(item.images, written.images)

@@ -234,3 +234,61 @@ def test_precode_rows_get_the_same_gradient_either_way():
     inside = vmap(grad_and_value(objective), randomness="different")(x, labels, rows)
     assert torch.allclose(outside[1], inside[1], rtol=1e-12)
     assert torch.allclose(outside[0], inside[0], rtol=1e-9, atol=1e-13)
+
+
+# --- budget checkpoints -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("iterations, expected", [(1200, [150, 300, 600, 1200]), (25, [3, 6, 12, 25]),
+                                                  (3, [1, 2, 3]), (1, [1])])
+def test_budget_checkpoints_are_fractions_of_the_budget_kept_once(iterations, expected):
+    from gradienthide.attacks.optimization import budget_checkpoints
+
+    assert budget_checkpoints(iterations) == expected
+
+
+@pytest.mark.parametrize("attack, settings, arch", [
+    ("ig", {"iterations": 16, "restarts": 2}, "convnet"),
+    ("dlg", {"iterations": 8, "max_iter": 3}, "lenet"),
+    ("gradinversion", {"iterations": 8, "restarts": 2, "group_every": 4}, "convnet-bn"),
+])
+def test_checkpoints_hand_out_earlier_images_without_changing_the_result(attack, settings, arch, monkeypatch):
+    """The engine hands out each target's reconstruction at 1/8, 1/4 and 1/2 of its budget; the
+    last checkpoint is the result, and taking checkpoints changes nothing (compared with a run
+    that keeps only the last)."""
+    from gradienthide.attacks import optimization
+
+    model = make_model("convnet" if arch.startswith("convnet") else arch, size=SIZE, width=4,
+                       norm="batch" if arch == "convnet-bn" else "none")
+    targets = make_targets(model, 2, batch=BATCH, size=SIZE, lr=LR)
+    chosen = make_attack(attack, settings)
+    result = chosen.reconstruct(copy.deepcopy(model), targets, (1, SIZE, SIZE), seed=1, progress=False)
+    checkpoints = chosen.budget_checkpoints()
+    assert sorted(checkpoints) == optimization.budget_checkpoints(settings["iterations"])
+    for t in range(len(targets)):
+        assert torch.equal(checkpoints[settings["iterations"]][t], result[t][0])
+        assert all(checkpoints[done][t].shape == result[t][0].shape for done in checkpoints)
+    first, last = min(checkpoints), max(checkpoints)
+    assert not torch.equal(checkpoints[first][0], checkpoints[last][0])  # the images moved after the first checkpoint
+
+    monkeypatch.setattr(optimization, "BUDGET_FRACTIONS", (1,))
+    alone = make_attack(attack, settings)
+    only_final = alone.reconstruct(copy.deepcopy(model), targets, (1, SIZE, SIZE), seed=1, progress=False)
+    assert list(alone.budget_checkpoints()) == [settings["iterations"]]
+    for (images, labels), (expected, expected_labels) in zip(result, only_final):
+        assert torch.equal(images, expected) and torch.equal(labels, expected_labels)
+
+
+def test_a_stochastic_model_keeps_its_result_when_checkpoints_evaluate_the_objective(monkeypatch):
+    """PRECODE samples in its forward pass: choosing the best restart at a checkpoint evaluates
+    the objective, which must not move the random stream the rest of the run draws from."""
+    from gradienthide.attacks import optimization
+    from gradienthide.defenses import make_defense
+
+    model = make_defense("precode", {"beta": 0.001, "bottleneck_size": 8}).adapt_model(
+        make_model("convnet", size=SIZE, width=4))
+    targets = make_targets(model, 1, batch=BATCH, size=SIZE, lr=LR)
+    settings = {"iterations": 8, "restarts": 2}
+    with_checkpoints = make_attack("ig", settings).reconstruct(model, targets, (1, SIZE, SIZE), seed=2, progress=False)
+    monkeypatch.setattr(optimization, "BUDGET_FRACTIONS", (1,))
+    without = make_attack("ig", settings).reconstruct(model, targets, (1, SIZE, SIZE), seed=2, progress=False)
+    assert torch.equal(with_checkpoints[0][0], without[0][0])

@@ -114,6 +114,9 @@ CONFIG_CASES = [
      r"metrics\.semantic_reference: the 'no_defense' reference is the no-defense run's model, but defenses\.none"),
     ("gradinversion_without_batchnorm", [("attacks.gradinversion", {"iterations": 2}), ("attacks.adaptive_infer", _DROP)],
      r"attacks\.gradinversion: its BatchNorm prior needs model\.norm: batch"),
+    ("seeds_repeated", [("seeds", [0, 1, 0])],
+     r"seeds: \[0, 1, 0\] is not a list of distinct non-negative integers; give the replicates' seeds, each once"),
+    ("seeds_empty", [("seeds", [])], r"seeds: \[\] is not a list of distinct non-negative integers"),
 ]
 
 

@@ -207,11 +207,12 @@ def test_a_normalised_model_runs_through_the_pipeline(repo, tmp_path, tiny_confi
     tiny_config["defenses"] = {"none": {}, "precode": tiny_config["defenses"]["precode"]}
     tiny_config["attacks"] = {"ig": tiny_config["attacks"]["ig"]}
     tiny_config["metrics"]["lpips"] = False
+    tiny_config["seeds"] = [1]  # one replicate is enough here; its files sit under seed1/
     run_snakemake(repo, tmp_path, write_config(tmp_path / "config.yaml", tiny_config))
 
     recorded = data.load_dataset(tmp_path / "results" / "data" / "dataset.safetensors").channel_stats
     for run in ("none", "precode"):
-        final = artifacts.load_tensors(tmp_path / "results" / "train" / run / "final_model.safetensors")
+        final = artifacts.load_tensors(tmp_path / "results" / "train" / run / "seed1" / "final_model.safetensors")
         torch.testing.assert_close(final["features.0.mean"].flatten(), torch.tensor(recorded["mean"]))
         torch.testing.assert_close(final["features.0.std"].flatten(), torch.tensor(recorded["std"]))
     assert (tmp_path / "results" / "report" / "summary.csv").is_file()

@@ -5,6 +5,7 @@ import re
 
 import pandas as pd
 import pytest
+import torch
 
 from conftest import planned_jobs, run_snakemake, write_config
 from gradienthide import artifacts, dumps
@@ -18,9 +19,10 @@ def test_outputs_of_every_stage(finished_run):
     metrics = artifacts.load_table(results / "report" / "metrics.parquet")
     runs = {"none", "gradienthide", "pruning-fraction0.5", "pruning-fraction0.9", "dp", "soteria", "precode", "mixup"}
     # ig: 8 defense settings, adaptive, adaptive_oracle and adaptive_infer: gradienthide, dlg: none and
-    # gradienthide, idlg: none; x 1 round x 3 clients x batch of 2 images
-    assert len(metrics) == (8 + 1 + 1 + 1 + 2 + 1) * 1 * 3 * 2
-    assert set(metrics["defense"]) == runs
+    # gradienthide, idlg: none; x 2 replicates x 1 round x 3 clients x batch of 2 images
+    seeds = config["seeds"]
+    assert len(metrics) == (8 + 1 + 1 + 1 + 2 + 1) * len(seeds) * 1 * 3 * 2
+    assert set(metrics["defense"]) == runs and set(metrics["seed"]) == set(seeds)
     assert set(metrics["attack"]) == {"ig", "adaptive", "adaptive_oracle", "adaptive_infer", "dlg", "idlg"}
     inferred = metrics[metrics["attack"] == "adaptive_infer"]
     assert inferred["draw_recall"].between(0, 1).all() and inferred["draw_precision"].between(0, 1).all()
@@ -37,27 +39,86 @@ def test_outputs_of_every_stage(finished_run):
     assert set(metrics["semantic_reference"]) == {"no-defense model (none)"}
     assert pd.read_csv(results / "report" / "metrics.csv").shape == metrics.shape
     summary = pd.read_csv(results / "report" / "summary.csv")
-    assert {"psnr_mean", "ssim_mean", "lpips_mean", "semantic_match", "label_accuracy", "semantic_reference",
-            "accuracy_last10pct_mean", "accuracy_last10pct_std"} <= set(summary.columns)
+    assert {"psnr_mean", "psnr_low", "psnr_high", "ssim_mean", "ssim_low", "ssim_high", "lpips_mean", "lpips_low",
+            "lpips_high", "semantic_match", "label_accuracy", "semantic_reference", "accuracy_mean", "accuracy_low",
+            "accuracy_high", "accuracy_interval", "psnr_diff_mean", "psnr_diff_low", "psnr_diff_high",
+            "ssim_diff_mean", "share_worse_for_attacker", "budget_limited", "psnr_rise_last_doubling",
+            "frontier"} <= set(summary.columns)
     assert len(summary) == 8 + 1 + 1 + 1 + 2 + 1  # one row per (defense setting, attack, round)
+    assert (summary["replicates"] == len(seeds)).all() and (summary["images"] == len(seeds) * 3 * 2).all()
+    assert ((summary["psnr_low"] <= summary["psnr_mean"]) & (summary["psnr_mean"] <= summary["psnr_high"])).all()
+    assert set(summary["frontier"]) <= {"dominated", "frontier", "undecided"}
+    paired = summary[summary["defense"] != "none"]
+    assert paired["psnr_diff_mean"].notna().all() and set(paired["paired_reference"]) == {"none under ig",
+                                                                                       "none under dlg"}
     accuracy = artifacts.load_table(results / "report" / "accuracy.parquet")
-    assert len(accuracy) == 8 * config["training"]["rounds"]
-    assert accuracy.loc[accuracy["defense"] == "dp", "epsilon"].is_monotonic_increasing
+    assert len(accuracy) == 8 * len(seeds) * config["training"]["rounds"]
+    assert accuracy.loc[(accuracy["defense"] == "dp") & (accuracy["seed"] == 0), "epsilon"].is_monotonic_increasing
     frontier = pd.read_csv(results / "report" / "privacy_utility.csv")
-    assert set(frontier["defense"]) == runs and frontier["on_frontier"].any()
+    assert set(frontier["defense"]) == runs and (frontier["frontier"] == "frontier").any()
     assert set(frontier.loc[frontier["defense_name"] == "pruning", "setting"]) == {"fraction0.5", "fraction0.9"}
-    for figure in ("psnr_by_defense.png", "accuracy_by_round.png", "privacy_utility.png", "reconstructions.png"):
+    for figure in ("psnr_by_defense.png", "accuracy_by_round.png", "privacy_utility.png", "budget_curves.png",
+                   "reconstructions.png"):
         assert (results / "report" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    index = artifacts.load_table(results / "train" / "gradienthide" / "round2" / "updates.parquet")
+    index = artifacts.load_table(results / "train" / "gradienthide" / "seed0" / "round2" / "updates.parquet")
     assert len(index) == 3 and index["sha256"].str.len().eq(64).all()
     public_steps = config["defenses"]["gradienthide"]["public_steps"]
-    draws = dumps.read_public_draws(results / "train" / "gradienthide" / "round2" / "public_draws.parquet", [0, 1, 2])
+    draws = dumps.read_public_draws(results / "train" / "gradienthide" / "seed0" / "round2" / "public_draws.parquet",
+                                    [0, 1, 2])
     pool_size = config["data"]["public_pool_size"]
     assert all(d.shape == (public_steps, min(config["defenses"]["gradienthide"]["public_batch_size"], pool_size))
                and d.max() < pool_size for d in draws)
-    assert artifacts.load_table(results / "train" / "none" / "round2" / "public_draws.parquet").empty
-    assert (results / "logs" / "train" / "gradienthide.log").stat().st_size > 0
-    assert (results / "attack" / "none" / "ig" / "round2" / "shard1" / "reconstructions.png").exists()
+    assert artifacts.load_table(results / "train" / "none" / "seed1" / "round2" / "public_draws.parquet").empty
+    assert (results / "logs" / "train" / "gradienthide" / "seed1.log").stat().st_size > 0
+    assert (results / "attack" / "none" / "ig" / "seed1" / "round2" / "shard0" / "reconstructions.png").exists()
+
+
+def test_every_attack_job_scores_its_budget_checkpoints(finished_run):
+    from gradienthide.attacks.optimization import budget_checkpoints
+
+    workdir, _, config = finished_run
+    results = workdir / "results"
+    budget = artifacts.load_table(results / "report" / "budget.parquet")
+    metrics = artifacts.load_table(results / "report" / "metrics.parquet")
+    for attack, settings in config["attacks"].items():
+        assert sorted(budget.loc[budget["attack"] == attack, "iterations"].unique()) == \
+            budget_checkpoints(settings["iterations"]), attack
+    # the last checkpoint is the reconstruction the metrics table scores
+    keys = ["defense", "attack", "seed", "round", "position", "image"]
+    final = budget[budget["budget_fraction"] == 1.0].merge(metrics, on=keys, suffixes=("", "_final"))
+    assert len(final) == len(metrics) and (final["psnr"] - final["psnr_final"]).abs().max() < 1e-5
+    curves = pd.read_csv(results / "report" / "budget_curves.csv")
+    assert {"psnr_mean", "psnr_low", "psnr_high", "iterations"} <= set(curves.columns)
+
+
+def test_replicates_attack_the_same_private_images_across_defenses_and_other_images_across_seeds(finished_run):
+    workdir, _, config = finished_run
+    results = workdir / "results"
+    runs = ("none", "gradienthide", "dp", "mixup", "precode")
+    for seed in config["seeds"]:
+        batches = [dumps.read_private_batches(results / "train" / run / f"seed{seed}" / "round2" / "private.safetensors")
+                   for run in runs]
+        for other in batches[1:]:
+            assert other.keys() == batches[0].keys()
+            assert all(torch.equal(other[c][0], batches[0][c][0]) for c in other)
+    metrics = artifacts.load_table(results / "report" / "metrics.parquet")
+    digests = {seed: set(metrics.loc[metrics["seed"] == seed, "image_digest"]) for seed in config["seeds"]}
+    assert digests[0] != digests[1]  # another replicate attacks other draws of the same clients' data
+    for seed in config["seeds"]:  # every defense's rows of a replicate carry the same images
+        per_defense = metrics[(metrics["seed"] == seed) & (metrics["attack"] == "ig")].groupby("defense")["image_digest"]
+        assert len({tuple(sorted(d)) for _, d in per_defense}) == 1
+
+
+def test_adding_a_seed_plans_only_that_seeds_jobs(finished_run, repo):
+    workdir, _, config = finished_run
+    config = copy.deepcopy(config)
+    config["seeds"] = [*config["seeds"], 7]
+    more = write_config(workdir / "more_seeds.yaml", config)
+    jobs = planned_jobs(run_snakemake(repo, workdir, more, "--dry-run").stdout)
+    per_replicate = {(rule, wildcards) for rule, wildcards in jobs if rule in {"train", "attack", "evaluate"}}
+    assert per_replicate and all("seed=7" in wildcards for _, wildcards in per_replicate)
+    assert len({w for r, w in per_replicate if r == "train"}) == 8  # every defense setting, in the new replicate only
+    assert {rule for rule, _ in jobs} - {"train", "attack", "evaluate"} == {"aggregate", "figures", "all"}
 
 
 def test_second_run_does_nothing(finished_run, repo):
@@ -86,7 +147,7 @@ def test_changing_a_defense_parameter_reruns_only_that_defense(finished_run, rep
     rules = {rule for rule, _ in jobs}
     assert rules == {"train", "attack", "evaluate", "aggregate", "figures", "all"}
     assert all("defense=gradienthide" in wildcards for rule, wildcards in jobs if rule in {"train", "attack", "evaluate"})
-    assert ("train", "defense=gradienthide") in jobs
+    assert {("train", f"defense=gradienthide, seed={seed}") for seed in config["seeds"]} <= jobs
 
 
 def test_only_adaptive_attacks_on_gradienthide_read_the_public_pool_and_only_the_oracle_the_draws(finished_run, repo):
@@ -94,7 +155,8 @@ def test_only_adaptive_attacks_on_gradienthide_read_the_public_pool_and_only_the
     result = run_snakemake(repo, workdir, config_file, "--dry-run", "--forceall")
     blocks = re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout)
     readers = [b for b in blocks if b.lstrip().startswith("rule attack:") and "public_pool" in b.split("output:")[0]]
-    assert len(readers) == 6  # the two shards of the attacked round, for adaptive, adaptive_oracle and adaptive_infer
+    # the attacked round's shard in both replicates, for adaptive, adaptive_oracle and adaptive_infer
+    assert len(readers) == 6
     assert all(re.search(r"attack=adaptive(_oracle|_infer)?,", b) and "defense=gradienthide," in b for b in readers)
     # the clients' own public draws: only the upper bound is given them
     draw_readers = [b for b in blocks if b.lstrip().startswith("rule attack:") and "public_draws" in b.split("output:")[0]]

@@ -53,7 +53,7 @@ def test_profile_slurm_is_found_by_name_after_setup(tmp_path, repo, tiny_config)
         cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
-    assert ("train", "defense=gradienthide") in planned_jobs(result.stdout)
+    assert ("train", "defense=gradienthide, seed=0") in planned_jobs(result.stdout)
     assert "Using profile slurm" in output
     # the profile's own settings took effect: its per-rule resources (attacks ask for a GPU)
     assert re.search(r"rule attack:(?:(?!\nrule ).)*gpu=1", result.stdout, re.DOTALL), result.stdout[-3000:]
@@ -119,7 +119,7 @@ def test_an_edited_psnr_fails_aggregate_naming_the_file_and_a_command_that_regen
                                                                                           tmp_path):
     workdir = copy_run(finished_run[0], tmp_path / "run")
     config_file = finished_run[1]
-    shard = "results/attack/none/ig/round2/shard0/metrics.parquet"
+    shard = "results/attack/none/ig/seed0/round2/shard0/metrics.parquet"
     original = pd.read_parquet(workdir / shard)
     edited = original.copy()
     edited.loc[0, "psnr"] += 10.0
@@ -142,7 +142,7 @@ def test_an_edited_psnr_fails_aggregate_naming_the_file_and_a_command_that_regen
 
 def test_a_global_model_resaved_with_changed_weights_and_a_fresh_checksum_is_caught(finished_run, repo, tmp_path):
     workdir = copy_run(finished_run[0], tmp_path / "run")
-    model = workdir / "results/train/none/round2/global_model.safetensors"
+    model = workdir / "results/train/none/seed0/round2/global_model.safetensors"
     tensors = artifacts.load_tensors(model)
     metadata = {key: value for key, value in artifacts.read_metadata(model).items() if key != artifacts.CHECKSUM_KEY}
     name = sorted(tensors)[0]
@@ -153,7 +153,7 @@ def test_a_global_model_resaved_with_changed_weights_and_a_fresh_checksum_is_cau
     failed = run_snakemake(repo, workdir, finished_run[1], check=False)
     output = failed.stdout + failed.stderr
     assert failed.returncode != 0
-    relative = "results/train/none/round2/global_model.safetensors"
+    relative = "results/train/none/seed0/round2/global_model.safetensors"
     assert f"{relative}: its contents" in output and "rule 'train'" in output, output[-3000:]
     assert _regenerate_command(output).endswith(f"--forcerun {relative}")
 

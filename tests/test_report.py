@@ -9,29 +9,30 @@ import pytest
 import torch
 from matplotlib import colors as mcolors
 
-from gradienthide import artifacts, plots, report
+from gradienthide import artifacts, plots, report, stats
 from gradienthide.stages import report as report_stage
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def accuracy_curves(curves: dict[str, list[float]]) -> pd.DataFrame:
+def accuracy_curves(curves: dict[str, list[float]], seed: int = 0) -> pd.DataFrame:
     """An accuracy table (as training writes it) from per-run lists of test accuracy by round."""
     rows = []
     for run, values in curves.items():
         family = run.split("-")[0]
         rows += [{"round": r + 1, "test_accuracy": v, "test_loss": 1.0 - v, "defense": run, "defense_name": family,
-                  "public_labeler": "n/a", "defense_params": "{}"} for r, v in enumerate(values)]
+                  "seed": seed, "public_labeler": "n/a", "defense_params": "{}"} for r, v in enumerate(values)]
     return pd.DataFrame(rows)
 
 
-def metrics_rows(psnr_by_run_attack: dict[tuple[str, str], list[float]]) -> pd.DataFrame:
+def metrics_rows(psnr_by_run_attack: dict[tuple[str, str], list[float]], seed: int = 0) -> pd.DataFrame:
     rows = []
     for (run, attack), values in psnr_by_run_attack.items():
-        rows += [{"defense": run, "defense_name": run.split("-")[0], "attack": attack, "round": 1, "shard": 0,
-                  "position": 0, "client": 0, "image": i, "matched_reconstruction": i, "psnr": v, "ssim": 0.5,
-                  "lpips": np.nan, "semantic_match": 1.0, "semantic_reference": "ref", "label_source": "known",
-                  "label_correct": np.nan, "public_labeler": "oracle"} for i, v in enumerate(values)]
+        rows += [{"defense": run, "defense_name": run.split("-")[0], "attack": attack, "seed": seed, "round": 1,
+                  "shard": 0, "position": i // 4, "client": i // 4, "image": i % 4, "matched_reconstruction": i % 4,
+                  "psnr": v, "ssim": v / 40, "lpips": np.nan, "semantic_match": 1.0, "semantic_reference": "ref",
+                  "label_source": "known", "label_correct": np.nan, "public_labeler": "oracle",
+                  "image_digest": f"s{seed}i{i}"} for i, v in enumerate(values)]
     return pd.DataFrame(rows)
 
 
@@ -40,33 +41,92 @@ def test_utility_window_is_the_last_tenth_of_rounds_but_at_least_five(rounds, wi
     assert report.utility_window(rounds) == window
 
 
-def test_utility_is_mean_and_std_of_the_last_rounds_not_the_last_value():
+def test_utility_of_one_replicate_is_its_window_mean_with_one_sd_labelled_as_such():
     # 20 rounds: the window is the last 5; the last round alone (0.5) is an outlier dip
     curve = [0.1] * 15 + [0.9, 0.8, 0.9, 0.9, 0.5]
     short = [0.2, 0.4, 0.6]  # fewer rounds than the minimum window: all rounds
     table = report.utility(accuracy_curves({"none": curve, "dp": short}).sample(frac=1.0, random_state=0))
     table = table.set_index("defense")
+    spread = np.std([0.9, 0.8, 0.9, 0.9, 0.5], ddof=1)
     assert table.at["none", report.UTILITY_MEAN] == pytest.approx(0.8)
-    assert table.at["none", report.UTILITY_STD] == pytest.approx(np.std([0.9, 0.8, 0.9, 0.9, 0.5], ddof=1))
+    assert (table.at["none", report.UTILITY_LOW], table.at["none", report.UTILITY_HIGH]) == pytest.approx(
+        (0.8 - spread, 0.8 + spread))
+    assert "1 replicate" in table.at["none", report.UTILITY_INTERVAL] and "sd" in table.at["none", report.UTILITY_INTERVAL]
     assert table.at["none", report.UTILITY_ROUNDS] == 5
     assert table.at["dp", report.UTILITY_MEAN] == pytest.approx(0.4)
     assert table.at["dp", report.UTILITY_ROUNDS] == 3
-    assert report.UTILITY_MEAN == "accuracy_last10pct_mean" and report.UTILITY_STD == "accuracy_last10pct_std"
 
 
-def test_tables_carry_the_robust_utility_and_the_frontier_uses_it():
-    # "dp" ends on a lucky round (0.99) but averages 0.6; "none" averages 0.9 and leaks more
-    accuracy = accuracy_curves({"none": [0.9] * 10, "dp": [0.6] * 9 + [0.99], "pruning-fraction0.5": [0.95] * 10})
-    metrics = metrics_rows({("none", "ig"): [20.0, 22.0], ("dp", "ig"): [10.0, 12.0],
-                            ("pruning-fraction0.5", "ig"): [15.0, 15.0]})
-    summary = report.summary(metrics, accuracy)
-    assert {report.UTILITY_MEAN, report.UTILITY_STD, report.UTILITY_ROUNDS} <= set(summary.columns)
-    assert "final_test_accuracy" not in summary.columns
-    frontier = report.privacy_utility(metrics, accuracy).set_index("defense")
-    assert frontier.at["dp", report.UTILITY_MEAN] == pytest.approx((0.6 * 4 + 0.99) / 5)
-    assert bool(frontier.at["dp", "on_frontier"]) and bool(frontier.at["pruning-fraction0.5", "on_frontier"])
-    assert not bool(frontier.at["none", "on_frontier"])  # beaten by pruning on both axes
+def test_utility_over_replicates_is_a_t_interval_of_their_window_means():
+    from scipy import stats as scipy_stats
+
+    window_means = [0.80, 0.86, 0.83]
+    accuracy = pd.concat([accuracy_curves({"none": [0.1] * 15 + [mean] * 5}, seed=seed)
+                          for seed, mean in enumerate(window_means)])
+    row = report.utility(accuracy).set_index("defense").loc["none"]
+    expected = scipy_stats.t.interval(0.95, 2, loc=np.mean(window_means), scale=scipy_stats.sem(window_means))
+    assert row[report.UTILITY_MEAN] == pytest.approx(np.mean(window_means))
+    assert (row[report.UTILITY_LOW], row[report.UTILITY_HIGH]) == pytest.approx(expected)
+    assert row[report.UTILITY_REPLICATES] == 3 and row[report.UTILITY_INTERVAL] == "95% t-interval over 3 replicates"
+
+
+def test_tables_carry_intervals_and_the_frontier_knows_its_noise():
+    # "dp" leaks far less at a little less accuracy; "pruning" is beaten by dp on both axes but
+    # only within noise; "mixup" is beaten by dp beyond every interval
+    rng = np.random.default_rng(0)
+    runs = {"none": (20, 0.95), "dp": (8, 0.93), "pruning-fraction0.5": (9, 0.92), "mixup": (15, 0.60)}
+    metrics = pd.concat([metrics_rows({(run, "ig"): list(rng.normal(psnr, 1.0, 16))}, seed=seed)
+                         for seed in (0, 1, 2) for run, (psnr, _) in runs.items()])
+    accuracy = pd.concat([accuracy_curves({run: [level + 0.01 * (seed - 1)] * 10}, seed=seed)
+                          for seed in (0, 1, 2) for run, (_, level) in runs.items()])
+    summary = report.summary(metrics, accuracy).set_index("defense")
+    assert {"psnr_low", "psnr_high", "ssim_low", "ssim_high", report.UTILITY_LOW, report.UTILITY_HIGH,
+            "psnr_diff_mean", "share_worse_for_attacker", "frontier"} <= set(summary.columns)
+    assert (summary["psnr_low"] < summary["psnr_mean"]).all() and (summary["psnr_mean"] < summary["psnr_high"]).all()
+    assert summary.at["mixup", "frontier"] == "dominated"
+    assert summary.at["pruning-fraction0.5", "frontier"] == "undecided"
+    assert summary.at["dp", "frontier"] == "frontier" and summary.at["none", "frontier"] == "frontier"
+    assert summary.at["dp", "psnr_diff_mean"] == pytest.approx(summary.at["dp", "psnr_mean"] - summary.at["none", "psnr_mean"])
+    assert summary.at["dp", "share_worse_for_attacker"] == 1.0 and np.isnan(summary.at["none", "psnr_diff_mean"])
+    frontier = report.privacy_utility(summary.reset_index(), accuracy).set_index("defense")
     assert frontier.at["pruning-fraction0.5", "setting"] == "fraction0.5"
+    assert frontier.at["mixup", "frontier"] == "dominated"
+
+
+def test_paired_differences_refuse_images_that_are_not_the_same():
+    metrics = pd.concat([metrics_rows({("none", "ig"): [20.0, 21.0, 22.0, 23.0],
+                                       ("dp", "ig"): [10.0, 11.0, 12.0, 13.0]})])
+    paired = report.paired_table(metrics)
+    assert paired["psnr_diff"].tolist() == [-10.0] * 4 and set(paired["reference"]) == {"none under ig"}
+    metrics.loc[(metrics["defense"] == "dp") & (metrics["image"] == 2), "image_digest"] = "another image"
+    with pytest.raises(stats.PairingError, match="not the reference's image"):
+        report.paired_table(metrics)
+
+
+def test_adaptive_attacks_are_paired_with_none_under_plain_ig():
+    metrics = metrics_rows({("none", "ig"): [20.0, 21.0, 22.0, 23.0], ("gradienthide", "adaptive"): [9.0] * 4})
+    paired = report.paired_table(metrics)
+    assert set(paired["reference"]) == {"none under ig"} and paired["psnr_diff"].tolist() == [-11.0, -12.0, -13.0, -14.0]
+
+
+def test_a_cell_whose_psnr_still_rises_over_the_last_doubling_is_budget_limited():
+    metrics = pd.concat([metrics_rows({("none", "ig"): [20.0, 20.5, 21.0, 21.5], ("dp", "ig"): [8.0, 8.5, 9.0, 9.5]},
+                                      seed=seed) for seed in (0, 1)])
+    checkpoints = []
+    for iterations, fraction in ((100, 0.125), (200, 0.25), (400, 0.5), (800, 1.0)):
+        # none still gains 3 dB from 400 to 800 iterations; dp has converged
+        part = metrics.assign(iterations=iterations, budget_fraction=fraction)
+        part.loc[part["defense"] == "none", "psnr"] -= 3.0 * (fraction < 1) + 2 * (fraction < 0.5)
+        checkpoints.append(part[["defense", "defense_name", "attack", "seed", "round", "position", "client", "image",
+                                 "psnr", "ssim", "iterations", "budget_fraction"]])
+    budget = pd.concat(checkpoints)
+    accuracy = pd.concat([accuracy_curves({"none": [0.9] * 5, "dp": [0.8] * 5}, seed=seed) for seed in (0, 1)])
+    summary = report.summary(metrics, accuracy, budget).set_index("defense")
+    assert bool(summary.at["none", "budget_limited"]) and not bool(summary.at["dp", "budget_limited"])
+    assert summary.at["none", "psnr_rise_last_doubling"] == pytest.approx(3.0)
+    assert summary.at["none", "budget_iterations"] == 800
+    curves = report.budget_summary(budget)
+    assert curves[curves["defense"] == "none"]["iterations"].tolist() == [100, 200, 400, 800]
 
 
 def test_run_order_groups_families_and_sorts_swept_values_numerically():
@@ -127,14 +187,19 @@ def synthetic_study():
     block = plots.ReconstructionBlock(attack="ig", round=1, label_source="known", originals=torch.rand(4, 1, 8, 8),
                                       labels=[1, 2, 3, 4], rows=[(run, torch.rand(4, 1, 8, 8), [5.0, 6.0, 7.0, 8.0])
                                                                  for run in runs])
-    return metrics, accuracy, report.privacy_utility(metrics, accuracy), [block], context
+    budget = pd.concat([metrics.assign(iterations=it, budget_fraction=it / 20, psnr=metrics["psnr"] * it / 20)
+                        for it in (2, 5, 10, 20)])
+    summary = report.summary(metrics, accuracy, budget)
+    return metrics, accuracy, summary, report.privacy_utility(summary, accuracy), report.budget_summary(budget), \
+        [block], context
 
 
 def draw_all(directory, study) -> dict[str, bytes]:
-    metrics, accuracy, frontier, blocks, context = study
-    plots.psnr_by_defense(metrics, directory / "psnr.png", context)
+    metrics, accuracy, summary, frontier, curves, blocks, context = study
+    plots.psnr_by_defense(metrics, summary, directory / "psnr.png", context)
     plots.accuracy_by_round(accuracy, directory / "accuracy.png", context)
     plots.privacy_utility(frontier, directory / "privacy_utility.png", context)
+    plots.budget_curves(curves, summary, directory / "budget.png", context)
     plots.reconstructions(blocks, directory / "reconstructions.png", context)
     return {path.name: path.read_bytes() for path in sorted(directory.iterdir())}
 
@@ -143,7 +208,7 @@ def test_figures_are_byte_identical_when_drawn_twice(tmp_path):
     study = synthetic_study()
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     first, second = draw_all(tmp_path / "a", study), draw_all(tmp_path / "b", study)
-    assert set(first) == {"psnr.png", "accuracy.png", "privacy_utility.png", "reconstructions.png"}
+    assert set(first) == {"psnr.png", "accuracy.png", "privacy_utility.png", "budget.png", "reconstructions.png"}
     for name, content in first.items():
         assert content[:8] == PNG_SIGNATURE
         assert content == second[name], f"{name} differs between two draws of the same data"
@@ -153,9 +218,9 @@ def test_figures_are_byte_identical_when_drawn_twice(tmp_path):
 def test_jitter_is_seeded_not_taken_from_the_global_random_state(tmp_path):
     study = synthetic_study()
     np.random.seed(1)
-    plots.psnr_by_defense(study[0], tmp_path / "one.png", study[4])
+    plots.psnr_by_defense(study[0], study[2], tmp_path / "one.png", study[-1])
     np.random.seed(2)
-    plots.psnr_by_defense(study[0], tmp_path / "two.png", study[4])
+    plots.psnr_by_defense(study[0], study[2], tmp_path / "two.png", study[-1])
     assert (tmp_path / "one.png").read_bytes() == (tmp_path / "two.png").read_bytes()
 
 
@@ -168,7 +233,8 @@ def png_size(path) -> tuple[int, int]:
 def test_tiny_run_figures_show_every_attack_at_page_width(finished_run):
     workdir, _, config = finished_run
     results = workdir / "results"
-    for name in ("psnr_by_defense.png", "accuracy_by_round.png", "privacy_utility.png", "reconstructions.png"):
+    for name in ("psnr_by_defense.png", "accuracy_by_round.png", "privacy_utility.png", "budget_curves.png",
+                 "reconstructions.png"):
         path = results / "report" / name
         assert path.read_bytes()[:8] == PNG_SIGNATURE
         width, height = png_size(path)
@@ -179,9 +245,11 @@ def test_tiny_run_figures_show_every_attack_at_page_width(finished_run):
     rounds = config["training"]["rounds"]
     assert (summary[report.UTILITY_ROUNDS] == report.utility_window(rounds)).all()
     accuracy = artifacts.load_table(results / "report" / "accuracy.parquet")
-    expected = accuracy.groupby("defense")["test_accuracy"].mean()  # tiny: fewer than 5 rounds, so all of them
+    # tiny: fewer than 5 rounds, so all of them, per replicate; then the mean over replicates
+    expected = accuracy.groupby(["defense", "seed"])["test_accuracy"].mean().groupby(level=0).mean()
     assert summary.set_index("defense")[report.UTILITY_MEAN].groupby(level=0).first().to_dict() == \
         pytest.approx(expected.to_dict())
+    assert (summary[report.UTILITY_REPLICATES] == len(config["seeds"])).all()
 
 
 @pytest.mark.pipeline
@@ -197,11 +265,12 @@ def test_tiny_run_reconstruction_blocks_cover_every_attack_and_its_defenses(fini
              if gh_config.attack_targets(config, attack, runs[run])]
     blocks = report_stage.reconstruction_blocks(
         metrics=artifacts.load_table(results / "report" / "metrics.parquet"),
-        reconstructions=[dumps.shard_file(str(results), run, attack, attack_round, 0, "reconstructions")
-                         for run, attack in pairs],
+        reconstructions=[dumps.shard_file(str(results), defense=run, attack=attack, seed=1, round_number=attack_round,
+                                          shard=0, what="reconstructions") for run, attack in pairs],
         reconstruction_runs=[run for run, _ in pairs], reconstruction_attacks=[attack for _, attack in pairs],
-        runs=list(runs), private=[dumps.round_file(str(results), run, attack_round, "private") for run in runs],
-        attack_round=attack_round)
+        runs=list(runs), private=[dumps.round_file(str(results), defense=run, seed=1, round_number=attack_round,
+                                                   what="private") for run in runs],
+        attack_round=attack_round, reconstruction_seed=1)
     assert [block.attack for block in blocks] == list(config["attacks"])
     for block in blocks:
         assert [run for run, _, _ in block.rows] == [run for run, attack in pairs if attack == block.attack]

@@ -30,7 +30,7 @@ def test_a_run_killed_during_attacks_resumes_and_equals_an_uninterrupted_run(fin
     reference, _, config = finished_run
     # two defenses and one attack of the tiny config, everything else as in the finished run
     config = {**config, "defenses": {"none": {}, "gradienthide": config["defenses"]["gradienthide"]},
-              "attacks": {"ig": config["attacks"]["ig"]}}
+              "attacks": {"ig": config["attacks"]["ig"]}, "seeds": config["seeds"][:1]}
     config_file = write_config(tmp_path / "config.yaml", config)
     command = [snakemake_executable(), "--snakefile", str(repo / "Snakefile"), "--directory", str(tmp_path),
                "--configfile", str(config_file), "--cores", "2"]
@@ -67,7 +67,8 @@ def test_a_run_killed_during_attacks_resumes_and_equals_an_uninterrupted_run(fin
     assert [name for name in shared if mine[name] != theirs.get(name)] == []
     metrics = pd.read_parquet(results / "report" / "metrics.parquet")
     expected = pd.read_parquet(reference / "results" / "report" / "metrics.parquet")
-    expected = expected[expected["defense"].isin(["none", "gradienthide"]) & (expected["attack"] == "ig")]
-    key = ["defense", "attack", "round", "shard", "image"] if "image" in metrics else list(metrics.columns[:4])
+    expected = expected[expected["defense"].isin(["none", "gradienthide"]) & (expected["attack"] == "ig")
+                        & expected["seed"].isin(config["seeds"])]
+    key = ["defense", "attack", "seed", "round", "shard", "position", "image"]
     pd.testing.assert_frame_equal(metrics.sort_values(key).reset_index(drop=True),
                                   expected.sort_values(key).reset_index(drop=True), check_like=True)

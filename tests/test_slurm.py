@@ -37,11 +37,12 @@ LOCAL_CLUSTER_FLAGS = [
 
 def test_pipeline_runs_through_the_slurm_profile(tmp_path, repo, finished_run):
     """The README's literal `--profile slurm` after setup's profile link (in a fresh user
-    config directory), on the tiny config's none and gradienthide branches under IG; every
+    config directory), on the tiny config's none and gradienthide branches under IG in its first
+    replicate; every
     dump, reconstruction and per-shard metric equals the local run's bytes."""
     reference, _, config = finished_run
     config = {**config, "defenses": {"none": {}, "gradienthide": config["defenses"]["gradienthide"]},
-              "attacks": {"ig": config["attacks"]["ig"]}}
+              "attacks": {"ig": config["attacks"]["ig"]}, "seeds": config["seeds"][:1]}
     config_file = write_config(tmp_path / "config.yaml", config)
     environment = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "user-config")}
     subprocess.run(["bash", str(repo / "scripts" / "install-profile.sh")], env=environment, check=True)
@@ -63,7 +64,7 @@ def test_pipeline_runs_through_the_slurm_profile(tmp_path, repo, finished_run):
     assert {"rule_prepare_data", "rule_label_public_pool", "rule_train", "rule_attack", "rule_evaluate",
             "rule_aggregate", "rule_figures"} <= rules, output[-3000:]
     assert all(log.stem.isdigit() for log in logs)
-    assert len([log for log in logs if "rule_train" in log.parts]) == 2  # one SLURM job per defense
+    assert len([log for log in logs if "rule_train" in log.parts]) == 2  # one SLURM job per defense and replicate
     mine, local = result_digests(tmp_path / "results"), result_digests(reference / "results")
     shared = [name for name in mine if not name.startswith(("report/", "manifest/report/"))]
     assert any(name.startswith("attack/gradienthide/ig/") for name in shared)

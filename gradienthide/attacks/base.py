@@ -59,6 +59,11 @@ class Attack(Configurable):
         public settings), and, where it declares the need, the public pool (images in [0, 1],
         labels) and each target's public draws ([steps, batch] pool positions, target order)."""
 
+    def budget_checkpoints(self) -> dict[int, list[torch.Tensor]]:
+        """After `reconstruct`: the reconstructions at fixed fractions of the attack's budget, by
+        iterations done, one tensor per target (the last is the result); {} when it keeps none."""
+        return {}
+
     def findings(self) -> dict:
         """What the attack learnt besides the images, kept with the reconstructions (JSON-able,
         one entry per target in target order), e.g. the draws adaptive_infer estimated."""

@@ -38,6 +38,15 @@ from gradienthide.models import Normalize
 from gradienthide.protocol import ClientProtocol, plain_autograd
 
 PROGRESS_EVERY = 50  # iterations between the progress bar's objective readings
+# Fractions of its budget at which an attack hands out its reconstructions besides the final one,
+# so evaluation can tell whether more iterations would have recovered more (budget curves).
+BUDGET_FRACTIONS = (1 / 8, 1 / 4, 1 / 2, 1)
+
+
+def budget_checkpoints(iterations: int) -> list[int]:
+    """The iteration counts (L-BFGS steps for L-BFGS) at BUDGET_FRACTIONS of `iterations`, the
+    last one `iterations` itself; fractions that round to the same count are kept once."""
+    return sorted({max(1, round(fraction * iterations)) for fraction in BUDGET_FRACTIONS})
 
 
 # Layers through which the gradient of several rows' summed objective, taken by autograd outside
@@ -311,20 +320,30 @@ class GradientMatchingAttack(Attack):
 
     # --- the engine --------------------------------------------------------------------------
 
+    def budget_checkpoints(self) -> dict[int, list[torch.Tensor]]:
+        """The last inversion's reconstructions at each of budget_checkpoints(iterations), by
+        iterations done (L-BFGS steps for L-BFGS), one tensor per target in target order; the
+        last checkpoint is the result itself."""
+        return getattr(self, "_checkpoints", {})
+
     def invert(self, model, targets, image_shape, seed, progress=True):
         net = FunctionalModel(model)
         targets = self.prepare_targets(net, targets)
         labels = [self.target_labels(model, t) for t in targets]
         labels = [None if used is None else used.to(net.device) for used in labels]
         results: list = [None] * len(targets)
+        self._checkpoints = {done: [None] * len(targets) for done in budget_checkpoints(self.iterations)}
         generator = torch.Generator(device="cpu").manual_seed(seed)
         for (samples, protocol, steps), members in group_targets(targets, self.simulate_local_steps).items():
             problem = MatchingProblem(net, protocol, steps, (samples, *image_shape), [targets[i] for i in members],
                                       self.restarts)
             group_labels = [labels[i] for i in members]
-            images, used = self.optimise(problem, group_labels, generator, progress)
+            images, used, snapshots = self.optimise(problem, group_labels, generator, progress)
             for i, reconstruction, label in zip(members, images, used):
                 results[i] = (reconstruction.cpu(), label.cpu())
+            for done, snapshot in snapshots.items():
+                for i, reconstruction in zip(members, snapshot):
+                    self._checkpoints[done][i] = reconstruction.cpu()
         return results
 
     def initial_images(self, problem: MatchingProblem, generator: torch.Generator) -> torch.Tensor:
@@ -333,6 +352,8 @@ class GradientMatchingAttack(Attack):
         return draw(shape, generator=generator).to(problem.net.device)
 
     def optimise(self, problem: MatchingProblem, labels: list[torch.Tensor | None], generator, progress):
+        """(one reconstruction per target, the labels used, {iterations done: reconstructions} at
+        each budget checkpoint, the last being the reconstructions themselves)."""
         if self.optimiser == "lbfgs":
             return self._optimise_lbfgs(problem, labels, generator, progress)
         return self._optimise_adam(problem, labels, generator, progress)
@@ -356,6 +377,7 @@ class GradientMatchingAttack(Attack):
         schedule = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones=milestones, gamma=0.1)
         bar = tqdm(range(self.iterations), desc=f"{self.name}: {problem.count} updates x {self.restarts} {self.restart_label}",
                    unit="it", disable=not progress, mininterval=2.0)
+        checkpoints, snapshots = budget_checkpoints(self.iterations), {}
         with self.objective_context(problem):
             for iteration in bar:
                 self.refresh_rows(problem, x, iteration, rows)
@@ -367,16 +389,22 @@ class GradientMatchingAttack(Attack):
                     x.clamp_(0, 1)
                 if progress and iteration % PROGRESS_EVERY == 0:  # .item() waits for the device
                     bar.set_postfix(objective=f"{values.mean().item():.4f}", refresh=False)
-            images = x.detach().view(problem.count, self.restarts, *problem.batch_shape)
-            if self.fusion == "mean":
-                fused = list(images.mean(1))
-            else:
-                with torch.no_grad():
-                    final = over_rows(objective, problem.rows, rows_per_call=problem.rows_per_call)(
-                        x.detach(), batch_labels, rows)
-                best = final.view(problem.count, self.restarts).argmin(1)
-                fused = [images[i, best[i]] for i in range(problem.count)]
-        return fused, labels
+                if iteration + 1 in checkpoints:
+                    snapshots[iteration + 1] = self._fused(problem, x, objective, batch_labels, rows)
+        return snapshots[self.iterations], labels, snapshots
+
+    def _fused(self, problem, x, objective, batch_labels, rows) -> list[torch.Tensor]:
+        """Each target's reconstruction from its restarts as they stand: their mean, or the one of
+        lowest objective. The objective's evaluation leaves torch's random state as it found it
+        (a stochastic model draws from it), so a checkpoint does not change what follows it."""
+        images = x.detach().view(problem.count, self.restarts, *problem.batch_shape)
+        if self.fusion == "mean":
+            return list(images.mean(1))
+        device = problem.net.device
+        with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            final = over_rows(objective, problem.rows, rows_per_call=problem.rows_per_call)(x.detach(), batch_labels, rows)
+        best = final.view(problem.count, self.restarts).argmin(1)
+        return [images[i, best[i]].clone() for i in range(problem.count)]  # x changes in place as it goes on
 
     def _optimise_lbfgs(self, problem, labels, generator, progress):
         """Images and, when the label rule gives none, label logits, optimised jointly by L-BFGS
@@ -421,15 +449,25 @@ class GradientMatchingAttack(Attack):
         optimiser = torch.optim.LBFGS(variables, lr=self.lr, max_iter=self.max_iter, line_search_fn=self.line_search)
         bar = tqdm(range(self.iterations), desc=f"{self.name}: {problem.count} updates", unit="step",
                    disable=not progress, mininterval=2.0)
+
+        def best_so_far():
+            # per target, the restart whose best iterate came closest
+            chosen = (torch.arange(problem.count, device=best_value.device) * self.restarts
+                      + best_value.view(problem.count, self.restarts).argmin(1))
+            return list(best_x[chosen].clamp(0, 1)), chosen
+
+        checkpoints, snapshots = budget_checkpoints(self.iterations), {}
         with self.objective_context(problem):
-            for _ in bar:
+            for step in bar:
                 optimiser.step(closure)
                 if progress:
                     bar.set_postfix(distance=f"{best_value.mean().item():.4g}", refresh=False)
+                if step + 1 in checkpoints:
+                    snapshots[step + 1] = best_so_far()[0]
                 if diverged:
                     break
-        # per target, the restart whose best iterate came closest
-        chosen = (torch.arange(problem.count, device=best_value.device) * self.restarts
-                  + best_value.view(problem.count, self.restarts).argmin(1))
+        images, chosen = best_so_far()
+        for done in checkpoints:  # a run stopped by divergence keeps its best iterate at later checkpoints
+            snapshots.setdefault(done, images)
         used = best_y.argmax(-1) if learns_labels else best_y
-        return list(best_x[chosen].clamp(0, 1)), list(used[chosen])
+        return images, list(used[chosen]), snapshots

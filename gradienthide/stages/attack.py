@@ -35,8 +35,10 @@ def attack_shard(*, attack: str, attack_params: dict, model_config: dict, defens
     targets = [AttackTarget({k: v.to(device) for k, v in u.update.items()}, u.num_samples, torch.tensor(u.labels),
                             protocol) for u in uploads]
     results = chosen_attack.reconstruct(model, targets, image_shape_of(global_model), seed)
+    checkpoints = chosen_attack.budget_checkpoints()  # {iterations: one tensor per target}
     dumps.write_reconstructions(
-        reconstructions, [dumps.Reconstruction(u.position, u.client, images, used)
-                          for u, (images, used) in zip(uploads, results)],
+        reconstructions, [dumps.Reconstruction(u.position, u.client, images, used,
+                                               checkpoints={done: snapshot[k] for done, snapshot in checkpoints.items()})
+                          for k, (u, (images, used)) in enumerate(zip(uploads, results))],
         attack=attack, label_source=chosen_attack.label_source, findings=chosen_attack.findings())
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pandas as pd
 import torch
 
@@ -16,14 +18,36 @@ def load_semantic_reference(*, metric_settings: dict, model_config: dict, clip: 
     return semantic.NoDefenseReference(reference_model, model_config)
 
 
-def evaluate_shard(*, reconstructions, private, identity: dict, metrics, grid, metric_settings: dict,
+def image_digests(images: torch.Tensor) -> list[str]:
+    """A short sha256 of each image's values: rows of two runs pair only on the same image."""
+    return [hashlib.sha256(image.float().contiguous().numpy().tobytes()).hexdigest()[:16] for image in images]
+
+
+def budget_rows(item, originals: torch.Tensor) -> pd.DataFrame:
+    """PSNR and SSIM of an upload's reconstructions at each budget checkpoint (each matched to the
+    originals on its own), with the iterations done and their fraction of the budget."""
+    final = max(item.checkpoints) if item.checkpoints else None
+    tables = []
+    for iterations, images in sorted(item.checkpoints.items()):
+        table = image_quality.image_metrics(images, originals).drop(columns="matched_reconstruction")
+        table.insert(0, "position", item.position)
+        table.insert(1, "client", item.client)
+        table["iterations"], table["budget_fraction"] = iterations, iterations / final
+        tables.append(table)
+    columns = ["position", "client", "image", "psnr", "ssim", "iterations", "budget_fraction"]
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)
+
+
+def evaluate_shard(*, reconstructions, private, identity: dict, metrics, budget, grid, metric_settings: dict,
                    model_config: dict, clip: dict, reference_model=None, dataset=None, public_draws=None) -> None:
-    """Per-image PSNR, SSIM, LPIPS and semantic match of a shard's reconstructions, and a grid.
+    """Per-image PSNR, SSIM, LPIPS and semantic match of a shard's reconstructions, PSNR and SSIM at
+    each budget checkpoint (`budget`), and a grid.
 
     `metric_settings` is config.resolve_metrics' answer: whether LPIPS is computed and which
     semantic reference (the no-defense run's final model, or CLIP with the dataset's class names).
     `public_draws` (the clients' recorded draws) scores an attack's estimated draws: precision
-    and recall per upload, repeated on its images' rows.
+    and recall per upload, repeated on its images' rows. Each row carries `image_digest`, a hash
+    of its private image, so that defenses are compared on the same images only.
     """
     from gradienthide.draw_inference import draw_overlap
 
@@ -36,15 +60,17 @@ def evaluate_shard(*, reconstructions, private, identity: dict, metrics, grid, m
     lpips_metric = perceptual.load_lpips(metric_settings["lpips_cache_dir"]) if metric_settings["lpips"] else None
     reference = load_semantic_reference(metric_settings=metric_settings, model_config=model_config, clip=clip,
                                         reference_model=reference_model, dataset=dataset)
-    tables, shown_originals, shown_reconstructions = [], [], []
+    tables, budget_tables, shown_originals, shown_reconstructions = [], [], [], []
     for item in shard:
         originals, labels = originals_by_client[item.client]
+        budget_tables.append(budget_rows(item, originals))
         table = image_quality.image_metrics(item.images, originals)
         # a copy: pandas may hand out a read-only view, which torch.as_tensor warns about
         matched = item.images[torch.as_tensor(table["matched_reconstruction"].to_numpy(copy=True))]
         table.insert(0, "position", item.position)
         table.insert(1, "client", item.client)
         table["label"] = labels.numpy()
+        table["image_digest"] = image_digests(originals)
         table["lpips"] = (perceptual.lpips_distance(lpips_metric, matched, originals).numpy()
                           if lpips_metric is not None else float("nan"))
         table["semantic_match"] = semantic.semantic_match(reference, matched, labels).numpy()
@@ -61,9 +87,13 @@ def evaluate_shard(*, reconstructions, private, identity: dict, metrics, grid, m
         shown_originals.append(originals)
         shown_reconstructions.append(matched)
     result = pd.concat(tables, ignore_index=True)
+    checkpoints = pd.concat(budget_tables, ignore_index=True)
     for column, value in reversed(identity.items()):
         result.insert(0, column, value)
+        checkpoints.insert(0, column, value)
     artifacts.save_table(metrics, result)
-    title = (f"{identity['defense']} / {identity['attack']} / round {identity['round']} / shard {identity['shard']}: "
+    artifacts.save_table(budget, checkpoints)
+    title = (f"{identity['defense']} / {identity['attack']} / seed {identity.get('seed', '-')} / round {identity['round']} / "
+             f"shard {identity['shard']}: "
              f"mean PSNR {result['psnr'].mean():.2f} dB")
     plots.reconstruction_grid(torch.cat(shown_originals), torch.cat(shown_reconstructions), grid, title)

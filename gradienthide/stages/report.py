@@ -42,24 +42,29 @@ def labeler_note(public_labeler: str, accuracy: float | None = None) -> str:
     return f"public labels: {public_labeler}" + (f" (accuracy {100 * accuracy:.1f}%)" if accuracy is not None else "")
 
 
-def aggregate(*, metrics: list[str], accuracy: list[str], metrics_table, metrics_csv, accuracy_table, summary,
-              privacy_utility, public_labels=None) -> None:
+def aggregate(*, metrics: list[str], budget_metrics: list[str], accuracy: list[str], metrics_table, metrics_csv,
+              budget_table, budget_curves, paired_table, accuracy_table, summary, privacy_utility,
+              public_labels=None) -> None:
     public_labeler = public_labeler_of(public_labels)
     table = report.concat_tables(metrics).assign(public_labeler=public_labeler)
+    budget = report.concat_tables(budget_metrics)
     accuracy_by_round = report.concat_tables(accuracy)
+    paired = report.paired_table(table)  # refuses cells whose private images differ from none's
     artifacts.save_table(metrics_table, table)
     artifacts.save_table(metrics_csv, table)
+    artifacts.save_table(budget_table, budget)
+    artifacts.save_table(budget_curves, report.budget_summary(budget))
+    artifacts.save_table(paired_table, paired)
     artifacts.save_table(accuracy_table, accuracy_by_round)
-    summary_table = report.summary(table, accuracy_by_round)
+    summary_table = report.summary(table, accuracy_by_round, budget, paired)
     labeler_accuracy = labeler_accuracy_of(public_labels)
     if labeler_accuracy is not None:
         summary_table["public_labeler_accuracy"] = labeler_accuracy
     artifacts.save_table(summary, summary_table)
-    artifacts.save_table(privacy_utility, report.privacy_utility(table, accuracy_by_round))
-    log.info("summary (%s; utility = %s over the last %s rounds):\n%s",
+    artifacts.save_table(privacy_utility, report.privacy_utility(summary_table, accuracy_by_round))
+    log.info("summary (%s; utility = %s over the last %s rounds, per replicate):\n%s",
              labeler_note(public_labeler, labeler_accuracy), report.UTILITY_MEAN,
-             report.utility_window(int(accuracy_by_round.groupby("defense")["round"].nunique().max())),
-             summary_table.to_string(index=False))
+             int(summary_table[report.UTILITY_ROUNDS].max()), summary_table.to_string(index=False))
 
 
 def figure_context(*, public_labels, attack_settings: dict, runs: list[str]):
@@ -73,13 +78,15 @@ def figure_context(*, public_labels, attack_settings: dict, runs: list[str]):
 
 def reconstruction_blocks(*, metrics: pd.DataFrame, reconstructions: list[str], reconstruction_runs: list[str],
                           reconstruction_attacks: list[str], runs: list[str], private: list[str], attack_round: int,
-                          max_images: int = 8):
-    """Per attack, the first upload of shard 0 under each defense setting it ran against, its
-    images put in the order of their originals by the matching evaluation recorded (with each
-    image's PSNR from the metrics table, so the figure shows the reported numbers)."""
+                          reconstruction_seed: int = 0, max_images: int = 8):
+    """Per attack, the first upload of shard 0 under each defense setting it ran against (in the
+    replicate `reconstruction_seed`), its images put in the order of their originals by the
+    matching evaluation recorded (with each image's PSNR from the metrics table, so the figure
+    shows the reported numbers)."""
     from gradienthide import plots
 
     private_of = dict(zip(runs, private))
+    metrics = metrics[metrics["seed"] == reconstruction_seed] if "seed" in metrics else metrics
     blocks: dict[str, plots.ReconstructionBlock] = {}
     for path, run, attack in zip(reconstructions, reconstruction_runs, reconstruction_attacks):
         items, label_source = dumps.read_reconstructions(path)
@@ -89,14 +96,14 @@ def reconstruction_blocks(*, metrics: pd.DataFrame, reconstructions: list[str], 
                        & (metrics["shard"] == 0) & (metrics["position"] == first.position)].sort_values("image")
         if len(rows) != len(first.images):
             raise ValueError(f"{path}: {len(first.images)} reconstructions but {len(rows)} metric rows for "
-                             f"{run}/{attack}, round {attack_round}, position {first.position}")
+                             f"{run}/{attack}, seed {reconstruction_seed}, round {attack_round}, position {first.position}")
         rows = rows.head(max_images)
         matched = first.images[torch.tensor(rows["matched_reconstruction"].tolist(), dtype=torch.long)]
         if attack not in blocks:
             blocks[attack] = plots.ReconstructionBlock(attack=attack, round=attack_round, label_source=label_source,
                                                        originals=images[:max_images],
                                                        labels=[int(label) for label in labels[:max_images]],
-                                                       rows=[], client=first.client)
+                                                       rows=[], client=first.client, seed=reconstruction_seed)
         elif blocks[attack].client != first.client:
             log.warning("%s/%s: first upload is client %s, not %s as for the block's other rows", run, attack,
                         first.client, blocks[attack].client)
@@ -104,25 +111,29 @@ def reconstruction_blocks(*, metrics: pd.DataFrame, reconstructions: list[str], 
     return list(blocks.values())
 
 
-def figures(*, metrics_table, accuracy_table, privacy_utility, runs: list[str], reconstructions: list[str],
-            reconstruction_runs: list[str], reconstruction_attacks: list[str], private: list[str], attack_round: int,
-            attack_settings: dict, psnr_figure, accuracy_figure, privacy_utility_figure, reconstructions_figure,
+def figures(*, metrics_table, accuracy_table, privacy_utility, summary, budget_curves, runs: list[str],
+            reconstructions: list[str], reconstruction_runs: list[str], reconstruction_attacks: list[str],
+            private: list[str], attack_round: int, attack_settings: dict, psnr_figure, accuracy_figure,
+            privacy_utility_figure, reconstructions_figure, budget_figure, reconstruction_seed: int = 0,
             public_labels=None) -> None:
     """The report's figures. `reconstructions`, `reconstruction_runs` and `reconstruction_attacks`
     are parallel (shard 0 of each attack against each defense setting it runs against at
-    `attack_round`); `runs` and `private` are parallel (each setting's private batches).
-    `attack_settings` (config's attacks block) gives the budgets every figure states."""
+    `attack_round`, replicate `reconstruction_seed`); `runs` and `private` are parallel (each
+    setting's private batches). `attack_settings` (config's attacks block) gives the budgets every
+    figure states. Intervals come from the aggregated tables (gradienthide.stats), never from
+    the figures themselves."""
     from gradienthide import plots
 
     context = figure_context(public_labels=public_labels, attack_settings=attack_settings, runs=runs)
     table = artifacts.load_table(metrics_table)
-    plots.psnr_by_defense(table, psnr_figure, context)
+    plots.psnr_by_defense(table, pd.read_csv(summary), psnr_figure, context)
     plots.privacy_utility(pd.read_csv(privacy_utility), privacy_utility_figure, context)
     plots.accuracy_by_round(artifacts.load_table(accuracy_table), accuracy_figure, context)
+    plots.budget_curves(pd.read_csv(budget_curves), pd.read_csv(summary), budget_figure, context)
     blocks = reconstruction_blocks(metrics=table, reconstructions=reconstructions,
                                    reconstruction_runs=reconstruction_runs,
                                    reconstruction_attacks=reconstruction_attacks, runs=runs, private=private,
-                                   attack_round=attack_round)
+                                   attack_round=attack_round, reconstruction_seed=reconstruction_seed)
     plots.reconstructions(blocks, reconstructions_figure, context)
 
 

@@ -35,14 +35,14 @@ def train_defense(*, run_id: str, defense_name: str, defense_params: dict, model
         public, labeler = clip_labels.public_training_data(public_labels=public_labels, public_pool=public_pool,
                                                            device=device)
     stats = normalization_stats(prepared, clients) if model_config.get("normalize") else None
-    torch.manual_seed(seed)  # the same initial model for every defense
+    torch.manual_seed(seed)  # the replicate's seed: the same initial model for every defense of a replicate
     model = defense.adapt_model(build_model(model_config, prepared.image_shape, prepared.num_classes,
                                             channel_stats=stats)).to(device)
     protocol = ClientProtocol.from_config(training)
     settings = RoundSettings.from_config(training)
     result = run_federated(model, clients, (images[test], labels[test]), defense=defense, protocol=protocol,
                            settings=settings, seed=seed, public_data=public)
-    table = result.accuracy.assign(defense=run_id, defense_name=defense_name, public_labeler=labeler,
+    table = result.accuracy.assign(defense=run_id, defense_name=defense_name, seed=seed, public_labeler=labeler,
                                    defense_params=json.dumps(defense_params, sort_keys=True))
     sample_rate = settings.clients_per_round / len(clients)
     guarantees = [defense.privacy_spent(sample_rate, r) for r in table["round"]]
