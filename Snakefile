@@ -17,7 +17,7 @@ if not workflow.overwrite_configfiles:
 # a nested --config value (training={rounds: 5}) reaches us with string leaves; type them as YAML
 gh_config.apply_overrides(config, workflow.config_settings.config)
 try:
-    _validated = gh_config.validate_config(config, gh_config.load_schema(os.path.join(workflow.basedir, "schemas", "config.schema.yaml")))
+    _validated = gh_config.validate_config(config, gh_config.load_schema())  # the installed package's schema
     gh_config.preflight(_validated)
 except (gh_config.ConfigError, FileNotFoundError, ValueError) as error:
     raise WorkflowError(str(error)) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.resources
 import itertools
 import math
 from dataclasses import dataclass
@@ -12,16 +13,17 @@ from typing import Any
 import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+# package data, so that an installed (non-editable) package validates configs too
+SCHEMA = importlib.resources.files("gradienthide") / "schemas" / "config.schema.yaml"
 
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message names every offending key."""
 
 
-def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
-    with open(path) as handle:
-        return yaml.safe_load(handle)
+def load_schema(path: str | Path | None = None) -> dict:
+    """The config schema shipped in the package, or the one at `path`."""
+    return yaml.safe_load(Path(path).read_text() if path else SCHEMA.read_text())
 
 
 def _dotted(path) -> str:
