@@ -14,14 +14,13 @@ The pool's true labels are read only here (oracle, simulated_clip) and by the la
 measurement; training and the attacks see only the labeler's labels.
 
 CLIP weights are never downloaded at run time. They are looked up in a cache directory the
-user controls (open_clip's own layout, as `python -m gradienthide.clip_labels fetch` leaves
+user controls (open_clip's own layout, as `gradienthide fetch-clip` leaves
 it on a machine with internet), or given as a checkpoint path; when absent, the error names
 the model, the tag, the directory and the command that fills it.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -312,20 +311,11 @@ def public_training_data(*, public_labels, public_pool=None, device="cpu") -> tu
     return (images, pool["labels"].to(device)), str(table["labeler"].iloc[0])
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Fetch CLIP weights into a cache directory (needs internet).")
-    sub = parser.add_subparsers(dest="command", required=True)
-    fetch = sub.add_parser("fetch", help="download (model, pretrained) into --cache-dir with open_clip")
-    fetch.add_argument("--model", required=True)
-    fetch.add_argument("--pretrained", required=True)
-    fetch.add_argument("--cache-dir", required=True)
-    args = parser.parse_args(argv)
+def fetch_weights(*, model: str, pretrained: str, cache_dir: str) -> Path:
+    """`gradienthide fetch-clip`: download (model, pretrained) into `cache_dir` with open_clip (needs internet)."""
     import open_clip
 
-    open_clip.create_model(args.model, pretrained=args.pretrained, cache_dir=str(Path(args.cache_dir).expanduser()))
-    path, _ = resolve_checkpoint(args.model, args.pretrained, args.cache_dir)
-    print(f"CLIP weights for {args.model}/{args.pretrained} are at {path}")
-
-
-if __name__ == "__main__":
-    main()
+    open_clip.create_model(model, pretrained=pretrained, cache_dir=str(Path(cache_dir).expanduser()))
+    path, _ = resolve_checkpoint(model, pretrained, cache_dir)
+    print(f"CLIP weights for {model}/{pretrained} are at {path}")
+    return path

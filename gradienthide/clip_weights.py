@@ -42,7 +42,7 @@ def simulated_accuracy(*, simulated: dict, dataset: str) -> tuple[float, str]:
 
 
 def fetch_command(model: str, pretrained: str, cache_dir: str) -> str:
-    return f"python -m gradienthide.clip_labels fetch --model {model} --pretrained {pretrained} --cache-dir {cache_dir}"
+    return f"gradienthide fetch-clip --model {model} --pretrained {pretrained} --cache-dir {cache_dir}"
 
 
 def resolve_checkpoint(model: str, pretrained: str, cache_dir: str | os.PathLike) -> tuple[str, dict]:

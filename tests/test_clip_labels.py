@@ -246,7 +246,7 @@ def test_missing_weights_name_model_tag_directory_and_the_fix(tmp_path):
         clip_labels.resolve_checkpoint("ViT-B-32", "laion2b_s34b_b79k", tmp_path / "empty")
     message = str(error.value)
     for part in ("'ViT-B-32'", "'laion2b_s34b_b79k'", str(tmp_path / "empty"),
-                 "python -m gradienthide.clip_labels fetch --model ViT-B-32 --pretrained laion2b_s34b_b79k"):
+                 "gradienthide fetch-clip --model ViT-B-32 --pretrained laion2b_s34b_b79k"):
         assert part in message
 
 

@@ -101,7 +101,7 @@ def test_snakemake_stops_a_clip_run_without_weights_before_any_job(tmp_path, rep
     )
     message = result.stdout + result.stderr
     assert result.returncode != 0 and not (tmp_path / "results").exists()
-    for part in ("'ViT-B-32'", "'openai'", str(cache), "gradienthide.clip_labels fetch"):
+    for part in ("'ViT-B-32'", "'openai'", str(cache), "gradienthide fetch-clip"):
         assert part in message
 
 

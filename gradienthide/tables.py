@@ -1,7 +1,7 @@
 """Print a run's results as the Markdown tables the README quotes, every number with its interval.
 
-Usage: .venv/bin/python scripts/results_table.py [results/report] [--attacks ig dlg ...]
-           [--tables main paired budget]
+Usage: gradienthide table [results/report] [--attacks ig dlg ...] [--tables main paired budget]
+
 Reads summary.csv. `main`: one row per defense setting with utility (mean over replicates, 95 %
 t-interval, or the utility window's spread with one replicate) and mean PSNR [95 % bootstrap
 interval] / SSIM under each attack, with the frontier verdict and, for attacks that estimate
@@ -12,7 +12,6 @@ cells whose PSNR still rose beyond its interval over the last doubling of the bu
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
@@ -97,26 +96,20 @@ def budget_lines(summary: pd.DataFrame) -> str:
     return f"budget-limited cells ({len(items)} of {len(summary)}): " + "; ".join(items)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("report_dir", nargs="?", default="results/report")
-    parser.add_argument("--attacks", nargs="*", default=None, help="attack columns, in order (default: all)")
-    parser.add_argument("--tables", nargs="*", default=["main", "paired", "budget"],
-                        choices=["main", "paired", "budget"])
-    args = parser.parse_args()
-    summary = pd.read_csv(Path(args.report_dir) / "summary.csv")
-    attacks = args.attacks or list(dict.fromkeys(summary["attack"]))
+TABLES = ("main", "paired", "budget")
+
+
+def render(*, report_dir: str | Path, attacks: list[str] | None = None, tables: list[str] = TABLES) -> str:
+    """The header line and the chosen `tables` of the run whose report is in `report_dir`."""
+    summary = pd.read_csv(Path(report_dir) / "summary.csv")
+    attacks = attacks or list(dict.fromkeys(summary["attack"]))
     labeler = summary["public_labeler"].dropna().iloc[0] if "public_labeler" in summary else "n/a"
     accuracy = summary["public_labeler_accuracy"].dropna() if "public_labeler_accuracy" in summary else pd.Series()
     note = f" (accuracy {100 * accuracy.iloc[0]:.1f}%)" if len(accuracy) else ""
-    print(f"public labels: {labeler}{note}; replicates: {int(summary['replicates'].max())}; images per cell: "
-          f"{int(summary['images'].max())}; accuracy interval: {summary[report.UTILITY_INTERVAL].iloc[0]}; "
-          "PSNR interval: 95% bootstrap over replicates and the images within them; (u) undecided, (d) dominated "
-          "on the privacy-utility frontier\n")
+    header = (f"public labels: {labeler}{note}; replicates: {int(summary['replicates'].max())}; images per cell: "
+              f"{int(summary['images'].max())}; accuracy interval: {summary[report.UTILITY_INTERVAL].iloc[0]}; "
+              "PSNR interval: 95% bootstrap over replicates and the images within them; (u) undecided, (d) dominated "
+              "on the privacy-utility frontier\n")
     printers = {"main": lambda: main_table(summary, attacks), "paired": lambda: paired_table(summary, attacks),
                 "budget": lambda: budget_lines(summary)}
-    print("\n\n".join(printers[name]() for name in args.tables))
-
-
-if __name__ == "__main__":
-    main()
+    return header + "\n" + "\n\n".join(printers[name]() for name in tables)

@@ -1,0 +1,96 @@
+"""`gradienthide`, the one console command: every subcommand has --help, a wrong one fails
+clearly, and `table` prints a run's results."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gradienthide import cli
+
+SUBCOMMANDS = ["verify", "compare", "table", "fetch-clip", "config-docs", "conda-env"]
+
+
+def gradienthide_command() -> list[str]:
+    """The installed console script beside the test interpreter, else the module."""
+    script = Path(sys.executable).parent / "gradienthide"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "gradienthide.cli"]
+
+
+@pytest.mark.parametrize("subcommand", SUBCOMMANDS)
+def test_every_subcommand_has_help(subcommand, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([subcommand, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_the_console_script_lists_its_subcommands():
+    result = subprocess.run([*gradienthide_command(), "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for subcommand in SUBCOMMANDS:
+        assert subcommand in result.stdout
+
+
+def test_an_unknown_subcommand_exits_2_naming_the_choices(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["tabel", "results/report"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "invalid choice: 'tabel'" in error and "table" in error and "verify" in error
+
+
+def test_an_unknown_option_exits_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["table", "results/report", "--colour"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --colour" in capsys.readouterr().err
+
+
+def test_verify_of_a_missing_file_exits_2(tmp_path, capsys):
+    assert cli.main(["verify", str(tmp_path / "none.tar.gz")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def _summary_row(defense, psnr, diff=None):
+    return {"defense": defense, "defense_name": defense.split("-")[0], "attack": "ig", "round": 1,
+            "psnr_mean": psnr, "psnr_low": psnr - 1, "psnr_high": psnr + 1, "ssim_mean": psnr / 40,
+            "ssim_low": psnr / 40 - 0.01, "ssim_high": psnr / 40 + 0.01,
+            "accuracy_mean": 0.9, "accuracy_low": 0.88, "accuracy_high": 0.92, "replicates": 2, "images": 6,
+            "accuracy_interval": "95% t-interval over replicates", "frontier": "frontier",
+            "psnr_diff_mean": diff, "psnr_diff_low": None if diff is None else diff - 1,
+            "psnr_diff_high": None if diff is None else diff + 1, "share_worse_for_attacker": 0.5 if diff else None}
+
+
+def test_table_prints_a_reports_markdown_tables(tmp_path, capsys):
+    pd.DataFrame([_summary_row("none", 18.0), _summary_row("dp-sigma0.1", 12.0, -6.0)]).to_csv(
+        tmp_path / "summary.csv", index=False)
+    assert cli.main(["table", str(tmp_path), "--tables", "main", "paired"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("public labels: n/a; replicates: 2; images per cell: 6")
+    assert "| defense | accuracy | PSNR / SSIM under ig |" in out
+    assert "| none | 0.900 [0.880, 0.920] | 18.0 [17.0, 19.0] / 0.45 |" in out
+    assert "| dp-sigma0.1 | -6.0 [-7.0, -5.0], 50 % |" in out
+
+
+def test_compare_passes_its_arguments_through(tmp_path):
+    for run in ("a", "b"):
+        (tmp_path / run / "report").mkdir(parents=True)
+        pd.DataFrame([_summary_row("none", 18.0)]).to_csv(tmp_path / run / "report" / "summary.csv", index=False)
+    result = subprocess.run([*gradienthide_command(), "compare", str(tmp_path / "a"), str(tmp_path / "b"),
+                             "--disagreements-only"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "quantities agree, 0 disagree" in result.stdout
+
+
+def test_scripts_call_the_package_not_python_m(repo):
+    # the old entry points are gone from the code's own messages
+    assert shutil.which("git")
+    found = subprocess.run(["git", "-C", str(repo), "grep", "-n", "-e", "python -m gradienthide.archive",
+                            "-e", "gradienthide.clip_labels fetch", "-e", "scripts/results_table.py", "--",
+                            "gradienthide", "workflow_scripts", "configs", "rules", "Snakefile"],
+                           capture_output=True, text=True)
+    assert found.stdout == ""
