@@ -23,5 +23,9 @@ else
     .venv/bin/python -m pip install --quiet --progress-bar off --require-hashes -r requirements.lock
     .venv/bin/python -m pip install --quiet --progress-bar off --no-deps -e .
 fi
+# Snakemake then starts without the SLURM plugin's scontrol probe, 9 s where no controller answers
+# (gradienthide/slurm_startup.py)
+.venv/bin/python -c 'import sysconfig; from pathlib import Path; from gradienthide import slurm_startup as s
+Path(sysconfig.get_path("purelib"), "gradienthide_slurm_startup.pth").write_text(s.PTH_LINE)'
 .venv/bin/python -c 'import torch, torchvision, open_clip, snakemake; print(f"setup: ok (torch {torch.__version__}, CUDA available: {torch.cuda.is_available()})")'
 bash scripts/install-profile.sh
