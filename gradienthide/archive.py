@@ -7,16 +7,18 @@ included, so that a restored run is up to date for Snakemake, plus, under `gradi
 - `config.yaml`: the configuration as run (validated, defaults filled);
 - `environment.json`: the code version (git commit and whether the checkout had uncommitted
   changes), Python, the platform and every installed package's version;
+- `requirements.lock`: the lock the environment was installed from (every package pinned with
+  its hashes), to rebuild it: `pip install --require-hashes -r gradienthide-run/requirements.lock`;
 - `MANIFEST.sha256`: the sha256 of every other member, in `sha256sum` format.
 
-    python -m gradienthide.archive verify results/archive/results.tar.gz
+    gradienthide verify results/archive/results.tar.gz
 
-checks an archive against its manifest and names each missing, changed or unlisted member.
+checks an archive against its manifest and names each missing, changed or unlisted member, then
+names each package whose version in the running environment differs from the archive's lock.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import importlib.metadata
 import io
@@ -32,10 +34,12 @@ from pathlib import Path
 
 import yaml
 
+from gradienthide import lock as lockfile
 from gradienthide import manifest
 
 INFO_DIR = "gradienthide-run"
 MANIFEST_NAME = f"{INFO_DIR}/MANIFEST.sha256"
+LOCK_NAME = f"{INFO_DIR}/requirements.lock"
 _CHUNK = 1 << 20
 
 
@@ -64,8 +68,8 @@ def package_versions() -> dict[str, str]:
     return dict(sorted(versions.items()))
 
 
-def environment() -> dict:
-    return {"code": code_version(), "python": sys.version, "platform": platform.platform(),
+def environment(repo: str | os.PathLike | None = None) -> dict:
+    return {"code": code_version(repo), "python": sys.version, "platform": platform.platform(),
             "packages": package_versions()}
 
 
@@ -104,9 +108,11 @@ def _sha256_stream(handle) -> str:
     return digest.hexdigest()
 
 
-def create_archive(*, archive: str, config: dict, out_dir: str, exclude: list[str] = ()) -> None:
+def create_archive(*, archive: str, config: dict, out_dir: str, exclude: list[str] = (),
+                   lock: str | None = None, repo: str | None = None) -> None:
     """Write `archive` (.tar.gz) from everything under `out_dir` except `exclude` (files or
-    directories, e.g. the archive's own directory, log and benchmark)."""
+    directories, e.g. the archive's own directory, log and benchmark), with the run's `lock`
+    file and the code version of the checkout `repo` (the workflow's directory)."""
     out = Path(out_dir).resolve()
     target = Path(archive).resolve()
     excluded = {Path(p).resolve() for p in exclude} | {target}
@@ -121,8 +127,11 @@ def create_archive(*, archive: str, config: dict, out_dir: str, exclude: list[st
     from gradienthide.artifacts import atomic_path
 
     with atomic_path(target) as tmp, tarfile.open(tmp, "w:gz", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in ((f"{INFO_DIR}/config.yaml", yaml.safe_dump(config, sort_keys=False).encode()),
-                           (f"{INFO_DIR}/environment.json", (json.dumps(environment(), indent=1) + "\n").encode())):
+        members = [(f"{INFO_DIR}/config.yaml", yaml.safe_dump(config, sort_keys=False).encode()),
+                   (f"{INFO_DIR}/environment.json", (json.dumps(environment(repo), indent=1) + "\n").encode())]
+        if lock:
+            members.append((LOCK_NAME, Path(lock).read_bytes()))
+        for name, data in members:
             _add_bytes(tar, name, data)
             lines.append(f"{hashlib.sha256(data).hexdigest()}  {name}")
         for path in files:
@@ -203,27 +212,42 @@ def verify_archive(path: str | os.PathLike) -> list[str]:
     return problems
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gradienthide.archive", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    verify = sub.add_parser("verify", help="check an archive against its manifest")
-    verify.add_argument("archive")
-    args = parser.parse_args(argv)
-    if not Path(args.archive).is_file():
-        print(f"{args.archive}: no such file", file=sys.stderr)
+def environment_differences(path: str | os.PathLike, *, installed: dict[str, str] | None = None) -> list[str] | None:
+    """One line per package whose version in the running environment (or `installed`) differs
+    from the archive's lock; None when the archive holds no lock."""
+    with tarfile.open(path, "r:gz") as tar:
+        try:
+            text = tar.extractfile(LOCK_NAME).read().decode()
+        except KeyError:
+            return None
+    locked = lockfile.parse_lock(text)
+    return lockfile.differences(locked=locked, installed=lockfile.installed_versions() if installed is None else installed)
+
+
+def verify(*, archive: str) -> int:
+    """`gradienthide verify`: print each problem of `archive` (exit status 1 if any), then each
+    package the running environment has at another version than the archive's lock."""
+    if not Path(archive).is_file():
+        print(f"{archive}: no such file", file=sys.stderr)
         return 2
-    problems = verify_archive(args.archive)
+    problems = verify_archive(archive)
     for problem in problems:
         print(problem)
     if problems:
-        print(f"{args.archive}: {len(problems)} problem(s)", file=sys.stderr)
+        print(f"{archive}: {len(problems)} problem(s)", file=sys.stderr)
         return 1
-    with tarfile.open(args.archive, "r:gz") as tar:
+    with tarfile.open(archive, "r:gz") as tar:
         count = sum(1 for member in tar if member.isfile())
-    print(f"{args.archive}: ok, {count} files match the manifest")
+    print(f"{archive}: ok, {count} files match the manifest")
+    differences = environment_differences(archive)
+    if differences is None:
+        print(f"{archive}: holds no {LOCK_NAME}, so the running environment is not compared with the run's")
+    elif differences:
+        # the archive is intact (exit status 0); a rerun here may not reproduce its numbers exactly
+        print(f"the running environment differs from {LOCK_NAME} in {len(differences)} package(s); to rebuild "
+              f"it: pip install --require-hashes -r {LOCK_NAME}")
+        for line in differences:
+            print(f"environment: {line}")
+    else:
+        print(f"the running environment matches {LOCK_NAME}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

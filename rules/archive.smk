@@ -9,7 +9,8 @@ ARCHIVE = f"{OUT}/archive/results.tar.gz"
 
 rule archive:
     """Every result, dump, reconstruction, log, benchmark, figure and the run manifest, with the
-    config as run, the code version and the package versions, in one .tar.gz."""
+    config as run, the code version (commit, clean tree or not), the package versions and the
+    lock they were installed from, in one .tar.gz."""
     input:
         rules.all.input,
     output:
@@ -18,6 +19,8 @@ rule archive:
         config=config,
         out_dir=lambda wildcards, output: os.path.dirname(os.path.dirname(output.archive)),
         exclude=[os.path.dirname(ARCHIVE), f"{OUT}/logs/archive.log", f"{OUT}/benchmarks/archive.tsv"],
+        lock=os.path.join(workflow.basedir, "requirements.lock"),
+        repo=workflow.basedir,
     log:
         f"{OUT}/logs/archive.log",
     benchmark:

@@ -2,6 +2,7 @@
 that the report is rebuilt without rerunning training or attacks."""
 
 import gzip
+import hashlib
 import io
 import json
 import re
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import copy_run, planned_jobs, run_snakemake
-from gradienthide import archive
+from gradienthide import archive, lock
 
 pytestmark = pytest.mark.pipeline
 
@@ -29,7 +30,7 @@ def archived_run(finished_run, repo, tmp_path_factory):
 
 
 def _verify(path):
-    return subprocess.run([sys.executable, "-m", "gradienthide.archive", "verify", str(path)],
+    return subprocess.run([sys.executable, "-m", "gradienthide.cli", "verify", str(path)],
                           capture_output=True, text=True, timeout=300)
 
 
@@ -56,6 +57,36 @@ def test_the_archive_holds_the_run_its_config_environment_and_manifest(archived_
     assert config["public"]["dataset"] == "private_slice"  # a default the run's config file left out
     assert len(environment["code"]["commit"] or "") == 40 and isinstance(environment["code"]["dirty"], bool)
     assert environment["packages"]["torch"] and environment["packages"]["snakemake"]
+    assert "gradienthide-run/requirements.lock" in names  # the lock the environment was installed from
+    assert "the running environment matches gradienthide-run/requirements.lock" in result.stdout
+
+
+def test_verify_names_each_package_whose_installed_version_differs_from_the_archives_lock(archived_run, tmp_path):
+    workdir, _ = archived_run
+    with tarfile.open(workdir / ARCHIVE) as tar:
+        locked = lock.parse_lock(tar.extractfile(archive.LOCK_NAME).read().decode())
+    # the archive as a run under another torch would have written it: its lock and manifest line changed
+    torch_version = locked["torch"].version
+    changed_lock = {}
+
+    def change(member, data):
+        if member.name == archive.LOCK_NAME:
+            changed_lock["data"] = data.replace(f"\ntorch=={torch_version} ".encode(), b"\ntorch==2.4.0 ")
+            return member, changed_lock["data"]
+        if member.name == archive.MANIFEST_NAME:
+            digest = hashlib.sha256(changed_lock["data"]).hexdigest()
+            lines = [f"{digest}  {archive.LOCK_NAME}" if line.endswith(f"  {archive.LOCK_NAME}") else line
+                     for line in data.decode().splitlines()]
+            return member, ("\n".join(lines) + "\n").encode()
+        return member, data
+
+    other = tmp_path / "other-torch.tar.gz"
+    _rewrite(workdir / ARCHIVE, other, change)
+    result = _verify(other)
+    print("verify under another environment:", result.stdout)
+    assert result.returncode == 0, result.stdout + result.stderr  # the archive itself is intact
+    assert f"environment: torch: locked 2.4.0, installed {torch_version}" in result.stdout.splitlines()
+    assert "differs from gradienthide-run/requirements.lock in 1 package(s)" in result.stdout
 
 
 def test_a_restored_archive_is_up_to_date_and_rebuilds_the_report(archived_run, repo, tmp_path):
@@ -170,6 +201,24 @@ def test_verify_says_when_only_tar_padding_is_damaged(tmp_path, monkeypatch):
     damaged = tmp_path / "damaged.tar.gz"
     damaged.write_bytes(bytes(compressed))
     assert _only_tar_metadata_damaged(archive.verify_archive(damaged), damaged)
+
+
+def test_verify_reads_the_lock_of_a_small_archive_against_the_installed_versions(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "part0.bin").write_bytes(b"x" * 100)
+    (tmp_path / "requirements.lock").write_text("numpy==2.0.0 \\\n    --hash=sha256:ab\n"
+                                                "torch==2.14.1 \\\n    --hash=sha256:cd\n")
+    archive.create_archive(archive="run.tar.gz", config={"seed": 0}, out_dir="results", lock="requirements.lock")
+    installed = {"numpy": "2.1.0", "torch": "2.14.1", "pandas": "3.0.0"}
+    assert archive.environment_differences("run.tar.gz", installed=installed) == ["numpy: locked 2.0.0, installed 2.1.0"]
+    assert archive.environment_differences("run.tar.gz", installed={"torch": "2.14.1"}) == [
+        "numpy: locked 2.0.0, installed none"]
+    archive.create_archive(archive="old.tar.gz", config={"seed": 0}, out_dir="results")  # made before archives held a lock
+    assert archive.environment_differences("old.tar.gz") is None
+    monkeypatch.setattr(lock, "installed_versions", lambda: installed)
+    assert archive.verify(archive="run.tar.gz") == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "environment: numpy: locked 2.0.0, installed 2.1.0"
 
 
 def test_another_experiment_nested_in_the_output_directory_stays_out(tmp_path, monkeypatch):
