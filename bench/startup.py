@@ -11,10 +11,11 @@ the package, e.g. the commit before a change), so both sides see the same machin
 Reports the best wall time and the CPU time (user + sys of the child) of each side, and
 their ratios.
 
-The SLURM executor plugin runs `scontrol show config` whenever Snakemake starts (it computes
-a help text when the plugin is imported); where a SLURM client is installed but no controller
-answers, that call waits about 9 s. The script times it once and prints it: it is part of
-every snakemake command's wall time there, and none of its CPU time.
+The SLURM executor plugin runs `scontrol show config` when Snakemake imports it (for a help
+text); where a SLURM client is installed but no controller answers, that call waits about 9 s.
+The .pth hook scripts/setup.sh installs (gradienthide/slurm_startup.py) skips that call, so a
+snakemake command of .venv no longer pays it; the script times the call once and prints it, for
+an environment without the hook.
 
 Usage: .venv/bin/python bench/startup.py [--workdir .] [--repeats 5] [--baseline-src DIR]
        [--no-dry-run] [--paper paper-cifar100 | --paper none]
@@ -107,7 +108,8 @@ def main() -> None:
     print(f"best of {args.repeats} after a warm-up, sides alternated")
     wait = slurm_wait()
     if wait is not None:
-        print(f"(SLURM plugin's `scontrol show config` at each snakemake start: {wait:.2f} s wall here)")
+        print(f"(`scontrol show config`, which the SLURM plugin runs at snakemake's start without the "
+              f"gradienthide_slurm_startup.pth hook: {wait:.2f} s wall here)")
     if not args.no_dry_run:
         compare("snakemake -n (default config)",
                 lambda src: [str(snakemake), "-n", "--snakefile", str(src / "Snakefile"), "--directory",
