@@ -11,7 +11,7 @@ PUBLIC_POOL = f"{OUT}/labels/public_pool.safetensors"
 METRICS = gh_config.resolve_metrics(config)
 if config["metrics"]["lpips"] == "auto" and not METRICS["lpips"]:
     print(f"Note: LPIPS is not computed: {perceptual.backbone_path(config['metrics']['lpips_cache_dir'])} is absent "
-          "(README, 'LPIPS'); the lpips column stays empty.", file=sys.stderr)
+          "(docs/datasets.md, 'LPIPS'); the lpips column stays empty.", file=sys.stderr)
 # the no-defense run's final model of the evaluated replicate
 SEMANTIC_REFERENCE_MODEL = (f"{layout.train_dir(OUT, defense='none', seed='{seed}')}/final_model.safetensors"
                             if METRICS["semantic_reference"] == "no_defense" else [])

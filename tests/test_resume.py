@@ -1,5 +1,5 @@
 """A run killed (SIGKILL to Snakemake's whole process group) while an attack job runs resumes
-with the README's commands, reuses the jobs that had finished and ends with the results of an
+with the commands of docs/outputs.md, reuses the jobs that had finished and ends with the results of an
 uninterrupted run."""
 
 import os
@@ -53,7 +53,7 @@ def test_a_run_killed_during_attacks_resumes_and_equals_an_uninterrupted_run(fin
     assert any("train" in path.parts for path in finished)
     assert not (results / "report" / "metrics.parquet").exists()
 
-    # the README's sequence after a kill: release the lock, then run again
+    # docs/outputs.md's sequence after a kill: release the lock, then run again
     run_snakemake(repo, tmp_path, config_file, "--unlock")
     resumed = run_snakemake(repo, tmp_path, config_file, "--rerun-incomplete")
     output = resumed.stdout + resumed.stderr

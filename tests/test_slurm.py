@@ -36,7 +36,7 @@ LOCAL_CLUSTER_FLAGS = [
 
 
 def test_pipeline_runs_through_the_slurm_profile(tmp_path, repo, finished_run):
-    """The README's literal `--profile slurm` after setup's profile link (in a fresh user
+    """docs/slurm.md's literal `--profile slurm` after setup's profile link (in a fresh user
     config directory), on the tiny config's none and gradienthide branches under IG in its first
     replicate; every
     dump, reconstruction and per-shard metric equals the local run's bytes."""
