@@ -1,4 +1,4 @@
-"""Print a run's results as the Markdown tables the README quotes, every number with its interval.
+"""Print a run's results as the Markdown tables docs/results.md quotes, every number with its interval.
 
 Usage: gradienthide table [results/report] [--attacks ig dlg ...] [--tables main paired budget]
 
