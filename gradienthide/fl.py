@@ -48,6 +48,30 @@ class AttackedRound:
     global_state: dict[str, torch.Tensor]  # the model the clients received
     protocol: ClientProtocol  # the local protocol sent with it (this round's lr)
     uploads: list[ClientUpload] = field(default_factory=list)
+    # privacy probes by private batch size: that protocol, and its uploads (ProbeSettings)
+    probes: dict[int, "AttackedRound"] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """Privacy probes (attack.probes): at each attacked round, for each private batch size b,
+    the round's first `uploads` sampled clients each compute one more upload from the global
+    model they received, under the defense and the round's protocol with batch_size b and
+    `local_steps` steps. They are kept apart and never aggregated: training is unchanged."""
+
+    batch_sizes: tuple[int, ...] = ()
+    local_steps: int = 1
+    uploads: int = 0
+
+    @classmethod
+    def from_config(cls, probes: dict | None) -> "ProbeSettings":
+        if not probes:
+            return cls()
+        return cls(batch_sizes=tuple(probes["batch_sizes"]), local_steps=probes["local_steps"],
+                   uploads=probes["uploads"])
+
+    def protocol_for(self, round_protocol: ClientProtocol, batch_size: int) -> ClientProtocol:
+        return replace(round_protocol, batch_size=batch_size, local_steps=self.local_steps, local_epochs=None)
 
 
 @dataclass
@@ -154,6 +178,29 @@ def client_batches(num_images: int, protocol: ClientProtocol, rng: np.random.Gen
     return protocol.epoch_batches(order) * protocol.local_epochs, order
 
 
+def probe_upload(model: nn.Module, client: int, images: torch.Tensor, labels: torch.Tensor, *, defense: Defense,
+                 protocol: ClientProtocol, seed: int, round_number: int, position: int, public_data) -> ClientUpload:
+    """One probe upload: `client`'s (the round's `position`-th sampled) whole client protocol under
+    `defense` on a copy of the global model `model`, with randomness of its own seeded by
+    (replicate seed, round, batch size, position): every defense of a replicate is probed on the
+    same private images, and neither the training's sampling nor the defense's generator is touched."""
+    rng = np.random.default_rng([seed, round_number, protocol.batch_size, position])
+    generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    batch_indices, used_indices = client_batches(len(labels), protocol, rng)
+    batches = [(images[i], labels[i]) for i in map(torch.as_tensor, batch_indices)]
+    public_images, public_labels = public_data if public_data is not None else (None, None)
+    context = ClientContext(protocol, generator, public_images, public_labels)
+    # a defense drawing from torch's global generator (PRECODE's bottleneck) draws from a fork,
+    # seeded like the rest of the probe, so the training after it draws what it would have
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(rng.integers(2**62)))
+        update = defense.client_update(copy.deepcopy(model), batches, context)
+    used_indices = torch.as_tensor(used_indices)
+    return ClientUpload(client, {k: v.detach().cpu() for k, v in update.items()}, images[used_indices].detach().cpu(),
+                        labels[used_indices].detach().cpu(), len(used_indices),
+                        torch.stack(context.public_draws) if context.public_draws else None)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512) -> tuple[float, float]:
     """Accuracy and mean cross-entropy of `model` on a labelled set."""
@@ -191,8 +238,11 @@ def run_federated(
     public_data: tuple[torch.Tensor, torch.Tensor] | None = None,
     aggregation: WeightedAverage | None = None,
     progress: bool = True,
+    probes: ProbeSettings | None = None,
 ) -> TrainingResult:
-    """Train `model` federatedly; keep the global model and every upload at the attacked rounds."""
+    """Train `model` federatedly; keep the global model and every upload at the attacked rounds,
+    and there the privacy probes' uploads (`probes`)."""
+    probes = probes or ProbeSettings()
     aggregation = aggregation or WeightedAverage()
     sampling = np.random.default_rng(seed)
     defense_generator = torch.Generator().manual_seed(seed + 1)
@@ -212,6 +262,14 @@ def run_federated(
         if round_number in settings.attack_rounds:
             attacked[round_number] = AttackedRound(
                 round_number, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, round_protocol)
+            for batch_size in probes.batch_sizes:
+                probe_protocol = probes.protocol_for(round_protocol, batch_size)
+                attacked[round_number].probes[batch_size] = AttackedRound(
+                    round_number, attacked[round_number].global_state, probe_protocol,
+                    [probe_upload(model, int(client), *client_data[int(client)], defense=defense,
+                                  protocol=probe_protocol, seed=seed, round_number=round_number, position=position,
+                                  public_data=public_data)
+                     for position, client in enumerate(chosen[: probes.uploads])])
         weighted_updates = []
         client_buffers: dict[str, list[tuple[torch.Tensor, float]]] = {}
         total_weight = sum(weights[int(c)] for c in chosen)

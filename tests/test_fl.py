@@ -79,3 +79,59 @@ def test_fedavg_with_batchnorm_averages_the_clients_running_statistics():
     assert int(result.final_state["features.1.num_batches_tracked"]) == 20 * 5
     # the attacked round's model carries the statistics the clients had at that point
     assert not torch.equal(result.attacked_rounds[2].global_state["features.1.running_var"], torch.ones(8))
+
+
+def _probed(defense, probes, seed=0):
+    from gradienthide.fl import ProbeSettings
+
+    clients, test, public = _digits_setup()
+    rounds, protocol = _settings(rounds=3, clients_per_round=3, local_steps=2, batch_size=3, lr=0.1,
+                                 attack_rounds=(1, 3))
+    torch.manual_seed(seed)
+    return run_federated(defense.adapt_model(ConvNet(1, 10, 8, width=4)), clients, test, defense=defense, protocol=protocol,
+                         settings=rounds, seed=seed, public_data=public, progress=False,
+                         probes=ProbeSettings(**probes) if probes else None)
+
+
+def _same_tensors(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_probes_change_neither_training_nor_the_deployed_uploads():
+    # PRECODE's bottleneck draws from torch's global generator, GradientHide and DP from the defense's own
+    for name, params in (("precode", {"bottleneck_size": 8}), ("gradienthide", {"public_steps": 1}),
+                         ("dp", {"sigma": 0.01, "clip_norm": 1.0})):
+        plain = _probed(make_defense(name, params), None)
+        probed = _probed(make_defense(name, params), {"batch_sizes": (1, 4), "local_steps": 1, "uploads": 2})
+        assert plain.accuracy.equals(probed.accuracy), name
+        assert _same_tensors(plain.final_state, probed.final_state), name
+        for round_number in (1, 3):
+            for a, b in zip(plain.attacked_rounds[round_number].uploads, probed.attacked_rounds[round_number].uploads):
+                assert a.client == b.client and _same_tensors(a.update, b.update), name
+        assert not plain.attacked_rounds[1].probes and sorted(probed.attacked_rounds[3].probes) == [1, 4]
+
+
+def test_probe_uploads_follow_the_probe_protocol_on_the_same_images_across_defenses():
+    probes = {"batch_sizes": (1, 4), "local_steps": 1, "uploads": 2}
+    plain = _probed(make_defense("none"), probes)
+    hidden = _probed(make_defense("gradienthide", {"public_steps": 1}), probes)
+    for round_number in (1, 3):
+        deployed = plain.attacked_rounds[round_number]
+        for batch_size in (1, 4):
+            probe, other = deployed.probes[batch_size], hidden.attacked_rounds[round_number].probes[batch_size]
+            assert probe.protocol.batch_size == batch_size and probe.protocol.local_steps == 1
+            assert probe.protocol.local_epochs is None and probe.protocol.lr == deployed.protocol.lr
+            assert probe.global_state is deployed.global_state  # the model the round's clients received
+            # the round's first sampled clients, each on `batch_size` private images
+            assert [u.client for u in probe.uploads] == [u.client for u in deployed.uploads[:2]]
+            assert all(u.num_samples == batch_size and u.images.shape == (batch_size, 1, 8, 8) for u in probe.uploads)
+            for a, b in zip(probe.uploads, other.uploads):  # the same private images under every defense
+                assert a.client == b.client and torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+            assert all(u.public_draws is not None for u in other.uploads)  # GradientHide's public steps ran
+    # one upload from the received model, one step: the update is minus lr times the batch's gradient
+    upload = plain.attacked_rounds[1].probes[1].uploads[0]
+    model = ConvNet(1, 10, 8, width=4)
+    model.load_state_dict(plain.attacked_rounds[1].global_state)
+    torch.nn.functional.cross_entropy(model(upload.images), upload.labels).backward()
+    for name, parameter in model.named_parameters():
+        assert torch.allclose(upload.update[name], -0.1 * parameter.grad, atol=1e-6)
