@@ -28,7 +28,10 @@ OUT = config["output_dir"]
 RUNS = gh_config.defense_runs(config)
 SEEDS = config["seeds"]  # replicates: every training run and attack job belongs to one
 ATTACK_ROUNDS = config["training"]["attack_rounds"]
-SHARDS = list(range(gh_config.shard_count(config)))
+# the sets of uploads attacked at each attacked round: deployed (the real ones) and batch<b> (privacy probes)
+UPLOADS = gh_config.attacked_uploads(config)
+PROBE_BATCH_SIZES = (config["attack"].get("probes") or {}).get("batch_sizes", [])
+SHARDS = {uploads: list(range(gh_config.shard_count(config, uploads))) for uploads in UPLOADS}
 THREADS = config["threads"]
 
 wildcard_constraints:
@@ -36,6 +39,7 @@ wildcard_constraints:
     seed=r"\d+",
     attack=r"[A-Za-z0-9_]+",
     round=r"\d+",
+    uploads=r"deployed|batch\d+",
     shard=r"\d+",
 
 
@@ -53,6 +57,7 @@ rule all:
         rules.figures.output,
         rules.label_quality.output if USES_PUBLIC_POOL else [],
         SETTINGS_FIGURE,
+        BATCH_SIZE_FIGURE,
         rules.client_classes_figure.output,
     default_target: True
 

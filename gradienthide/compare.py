@@ -34,7 +34,7 @@ import pandas as pd
 from gradienthide import report, stats
 
 SUMMARY = "report/summary.csv"
-CELL = ["defense", "attack", "round"]
+CELL = ["defense", "attack", "round", "uploads"]  # summaries written before privacy probes read as `deployed`
 QUALITY = (("psnr", "PSNR (dB)"), ("ssim", "SSIM"))
 
 
@@ -88,14 +88,17 @@ def _utility(row) -> tuple[float, float, float]:
 
 def compare(summary_a: pd.DataFrame, summary_b: pd.DataFrame, *, alpha: float = ALPHA):
     """(the comparisons, cells only in A, cells only in B), each comparison Holm-adjusted."""
-    keyed_a, keyed_b = summary_a.set_index(CELL), summary_b.set_index(CELL)
+    # cells are keyed by their uploads when either run has them (one written before probes: all deployed)
+    cell = CELL if "uploads" in summary_a or "uploads" in summary_b else CELL[:-1]
+    summary_a, summary_b = report.with_uploads(summary_a), report.with_uploads(summary_b)
+    keyed_a, keyed_b = summary_a.set_index(cell), summary_b.set_index(cell)
     shared = [key for key in keyed_a.index if key in keyed_b.index]
     only_a = [key for key in keyed_a.index if key not in keyed_b.index]
     only_b = [key for key in keyed_b.index if key not in keyed_a.index]
     comparisons = []
     for key in shared:
         row_a, row_b = keyed_a.loc[key], keyed_b.loc[key]
-        name = f"{key[0]} / {key[1]} / round {key[2]}"
+        name = cell_name(key)
         for prefix, label in QUALITY:
             a, b = _interval(row_a, prefix), _interval(row_b, prefix)
             comparisons.append(Comparison(label, name, a, b, stats.difference_p_value(*a, *b), alpha))
@@ -109,6 +112,12 @@ def compare(summary_a: pd.DataFrame, summary_b: pd.DataFrame, *, alpha: float = 
     for comparison, adjusted in zip(judged, stats.holm_adjusted([c.p_value for c in judged])):
         comparison.adjusted = float(adjusted)
     return comparisons, only_a, only_b
+
+
+def cell_name(key) -> str:
+    """A cell as reports name it: `defense / attack / round r`, then the uploads when a probe's."""
+    defense, attack, round_number, *uploads = key
+    return f"{defense} / {attack} / round {round_number}" + "".join(f" / {u}" for u in uploads if u != stats.DEPLOYED)
 
 
 def _shown(values: tuple[float, float, float], digits: int) -> str:
@@ -135,7 +144,7 @@ def format_report(comparisons: list[Comparison], only_a, only_b, *, name_a: str,
     lines.append(f"{len(comparisons) - disagreeing} of {len(comparisons)} quantities agree, {disagreeing} disagree")
     for label, cells in (("only in A", only_a), ("only in B", only_b)):
         if cells:
-            lines.append(f"{label} (not compared): " + ", ".join(f"{d} / {a} / round {r}" for d, a, r in cells))
+            lines.append(f"{label} (not compared): " + ", ".join(cell_name(cell) for cell in cells))
     return "\n".join(lines)
 
 
@@ -155,7 +164,7 @@ def main(argv=None) -> int:
         return 2
     comparisons, only_a, only_b = compare(summary_a, summary_b, alpha=args.alpha)
     if not comparisons:
-        print(f"compare: {args.run_a} and {args.run_b} share no cell (defense setting, attack, round)", file=sys.stderr)
+        print(f"compare: {args.run_a} and {args.run_b} share no cell (defense setting, attack, round, uploads)", file=sys.stderr)
         return 2
     print(format_report(comparisons, only_a, only_b, name_a=args.run_a, name_b=args.run_b,
                         show_all=not args.disagreements_only))

@@ -13,6 +13,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from gradienthide.layout import DEPLOYED  # the uploads identifier of the sampled clients' real uploads
+
 # package data, so that an installed (non-editable) package validates configs too
 SCHEMA = importlib.resources.files("gradienthide") / "schemas" / "config.schema.yaml"
 
@@ -80,6 +82,9 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
         config["training"].setdefault("local_steps", 1)
     if config["seeds"] is None:  # a single-seed config: its one replicate is `seed`
         config["seeds"] = [config["seed"]]
+    probes = config["attack"].get("probes")
+    if probes is not None and probes["uploads"] is None:  # as many probe uploads as real ones are attacked
+        probes["uploads"] = config["attack"]["clients_per_round"]
     _check_consistency(config)
     return config
 
@@ -99,6 +104,7 @@ def _check_consistency(config: dict) -> None:
             f"attack.clients_per_round={attack['clients_per_round']} exceeds "
             f"training.clients_per_round={training['clients_per_round']}"
         )
+    problems += _probe_problems(config)
     problems += _training_problems(training)
     if training["algorithm"] == "fedavg" and training["mu"]:
         problems.append(f"training.mu={training['mu']}: the proximal term belongs to FedProx "
@@ -146,6 +152,35 @@ def _data_problems(data: dict) -> list[str]:
     if data["partition"] != "dirichlet" and data["dirichlet_alpha"] is not None:
         problems.append(f"data.dirichlet_alpha={data['dirichlet_alpha']}: only for data.partition: dirichlet "
                         f"(the partition is {data['partition']!r}); drop it or set data.partition: dirichlet")
+    return problems
+
+
+def _probe_problems(config: dict) -> list[str]:
+    """Probe settings that contradict the rounds they are made at (the shard sizes are checked in
+    _input_problems where the config knows them, else by the train job)."""
+    training, attack = config["training"], config["attack"]
+    probes = attack.get("probes")
+    problems = []
+    if probes is None:
+        if not attack["deployed"]:
+            problems.append("attack.deployed: false attacks no upload at all without attack.probes; set "
+                            "attack.probes.batch_sizes, or attack.deployed: true")
+        return problems
+    unknown = [name for name in probes["attacks"] or [] if name not in config["attacks"]]
+    if unknown:
+        problems.append(f"attack.probes.attacks: {', '.join(unknown)} not configured under attacks: (configured: "
+                        f"{', '.join(config['attacks'])}); add it there or drop it from the list")
+    from gradienthide.defenses import DEFENSES
+
+    mixing = [name for name in config["defenses"] if name in DEFENSES and DEFENSES.trait(name, "mixes_batch")]
+    if mixing and min(probes["batch_sizes"]) < 2:
+        problems.append(f"attack.probes.batch_sizes: {sorted(b for b in probes['batch_sizes'] if b < 2)} below 2, but "
+                        f"{', '.join(f'defenses.{name}' for name in mixing)} mixes the images of a batch and needs at "
+                        "least 2; probe batch sizes of 2 or more, or drop that defense")
+    if probes["uploads"] > training["clients_per_round"]:
+        problems.append(f"attack.probes.uploads={probes['uploads']} exceeds training.clients_per_round="
+                        f"{training['clients_per_round']} (each probe upload is made by one of the round's sampled "
+                        "clients); lower it")
     return problems
 
 
@@ -251,6 +286,9 @@ def _input_problems(config: dict) -> list[str]:
                             f"every batch would silently be the whole shard; set training.batch_size to at most "
                             f"{private // clients}, or give the clients more images (fewer data.num_clients, a "
                             f"smaller data.test_size or data.public_pool_size)")
+        if private >= clients and data["partition"] == "iid":
+            problems += probe_size_problems(probes=config["attack"].get("probes"), smallest_shard=private // clients,
+                                            where=f"{private} private images over {clients} clients")
     own = _known_size(public["dataset"])
     if public["dataset"] != "private_slice" and public["size"] is not None and own is not None and public["size"] > own:
         problems.append(f"public.size={public['size']}: exceeds the {own} images of {public['dataset']}; "
@@ -265,6 +303,19 @@ def _input_problems(config: dict) -> list[str]:
     except ConfigError as error:
         return problems + [str(error)]
     return problems + list(dict.fromkeys(_public_draw_problems(config, runs)))
+
+
+def probe_size_problems(*, probes: dict | None, smallest_shard: int, where: str) -> list[str]:
+    """A probe batch larger than the smallest client shard would be cut to the shard, so its
+    uploads would hold fewer images than their batch size says (and the tables keyed by it)."""
+    if not probes:
+        return []
+    large = [size for size in probes["batch_sizes"] if size > smallest_shard]
+    if not large:
+        return []
+    return [f"attack.probes.batch_sizes: {large} exceed the smallest client shard ({smallest_shard} images: {where}), "
+            f"so those probe uploads would hold fewer images than their batch size; use sizes of at most "
+            f"{smallest_shard}, or give the clients more images (fewer data.num_clients)"]
 
 
 def _class_name_problems(config: dict) -> list[str]:
@@ -461,14 +512,41 @@ def attack_targets(config: dict, attack: str, run: DefenseRun) -> bool:
     return only is None or run.defense in only
 
 
-def shard_count(config: dict) -> int:
-    return math.ceil(config["attack"]["clients_per_round"] / config["attack"]["shard_size"])
+def probe_uploads_id(batch_size: int) -> str:
+    """The uploads identifier of the probe uploads of one private batch size."""
+    return f"batch{batch_size}"
 
 
-def shard_positions(config: dict, shard: int) -> list[int]:
+def attacked_uploads(config: dict) -> list[str]:
+    """The uploads identifiers attacked at every attacked round: `deployed` (the real uploads,
+    unless attack.deployed is false), then `batch<b>` per probe batch size."""
+    attack = config["attack"]
+    probes = attack.get("probes") or {"batch_sizes": []}
+    return ([DEPLOYED] if attack["deployed"] else []) + [probe_uploads_id(b) for b in probes["batch_sizes"]]
+
+
+def attacked_uploads_of(config: dict, attack: str) -> list[str]:
+    """The uploads identifiers `attack` inverts: the real ones (when attacked), and the probes'
+    unless attack.probes.attacks leaves it out."""
+    probes = config["attack"].get("probes") or {}
+    return [uploads for uploads in attacked_uploads(config)
+            if uploads == DEPLOYED or probes.get("attacks") is None or attack in probes["attacks"]]
+
+
+def uploads_count(config: dict, uploads: str = DEPLOYED) -> int:
+    """How many uploads of a round are attacked: attack.clients_per_round real ones, or
+    attack.probes.uploads probe uploads per batch size."""
+    return config["attack"]["clients_per_round"] if uploads == DEPLOYED else config["attack"]["probes"]["uploads"]
+
+
+def shard_count(config: dict, uploads: str = DEPLOYED) -> int:
+    return math.ceil(uploads_count(config, uploads) / config["attack"]["shard_size"])
+
+
+def shard_positions(config: dict, shard: int, uploads: str = DEPLOYED) -> list[int]:
     """Positions, in a round's sampled-client order, of the updates shard `shard` attacks."""
     size = config["attack"]["shard_size"]
-    last = config["attack"]["clients_per_round"]
+    last = uploads_count(config, uploads)
     return list(range(shard * size, min((shard + 1) * size, last)))
 
 

@@ -190,9 +190,11 @@ def probe_upload(model: nn.Module, client: int, images: torch.Tensor, labels: to
     batches = [(images[i], labels[i]) for i in map(torch.as_tensor, batch_indices)]
     public_images, public_labels = public_data if public_data is not None else (None, None)
     context = ClientContext(protocol, generator, public_images, public_labels)
-    # a defense drawing from torch's global generator (PRECODE's bottleneck) draws from a fork,
-    # seeded like the rest of the probe, so the training after it draws what it would have
-    with torch.random.fork_rng(devices=[]):
+    # a defense drawing from torch's global generators (PRECODE's bottleneck, on the CPU's or the
+    # model's GPU's) draws from a fork, seeded like the rest of the probe, so the training after
+    # it draws what it would have
+    gpus = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    with torch.random.fork_rng(devices=gpus):
         torch.manual_seed(int(rng.integers(2**62)))
         update = defense.client_update(copy.deepcopy(model), batches, context)
     used_indices = torch.as_tensor(used_indices)

@@ -5,7 +5,13 @@ so that parsing the workflow imports neither torch nor pandas.
 Every training run and attack job belongs to one replicate, named by its seed (`seeds:` in
 the config): its files sit under `seed<N>/` of the defense setting, so adding a replicate to a
 finished run only adds files.
+
+Every attack job inverts one set of uploads of a round, named by its uploads identifier:
+`deployed` (the sampled clients' real uploads) or `batch<b>` (the privacy probes of private
+batch size b, attack.probes), a path component of the attack's files.
 """
+
+DEPLOYED = "deployed"  # the uploads identifier of the sampled clients' real uploads; probes are `batch<b>`
 
 ROUND_FILES = {
     "global_model": "global_model.safetensors",
@@ -38,11 +44,25 @@ def round_file(output_dir, *, defense, seed, round_number, what: str) -> str:
     return f"{round_dir(output_dir, defense=defense, seed=seed, round_number=round_number)}/{ROUND_FILES[what]}"
 
 
-def shard_dir(output_dir, *, defense, attack, seed, round_number, shard) -> str:
-    return f"{output_dir}/attack/{defense}/{attack}/seed{seed}/round{round_number}/shard{shard}"
+def uploads_dir(output_dir, *, defense, seed, round_number, uploads) -> str:
+    """The dump of one set of uploads of an attacked round: the sampled clients' real uploads
+    (`deployed`) in the round's directory, each probe batch size's (`batch<b>`) in a directory
+    of its own there. Each holds the ROUND_FILES, its global model carrying its protocol."""
+    directory = round_dir(output_dir, defense=defense, seed=seed, round_number=round_number)
+    return directory if uploads == DEPLOYED else f"{directory}/{uploads}"
 
 
-def shard_file(output_dir, *, defense, attack, seed, round_number, shard, what: str) -> str:
+def uploads_file(output_dir, *, defense, seed, round_number, uploads, what: str) -> str:
+    """One of ROUND_FILES of a set of uploads (uploads_dir)."""
+    directory = uploads_dir(output_dir, defense=defense, seed=seed, round_number=round_number, uploads=uploads)
+    return f"{directory}/{ROUND_FILES[what]}"
+
+
+def shard_dir(output_dir, *, defense, attack, seed, round_number, shard, uploads=DEPLOYED) -> str:
+    return f"{output_dir}/attack/{defense}/{attack}/seed{seed}/round{round_number}/{uploads}/shard{shard}"
+
+
+def shard_file(output_dir, *, defense, attack, seed, round_number, shard, what: str, uploads=DEPLOYED) -> str:
     """One of SHARD_FILES of an attack job."""
-    return (f"{shard_dir(output_dir, defense=defense, attack=attack, seed=seed, round_number=round_number, shard=shard)}"
+    return (f"{shard_dir(output_dir, defense=defense, attack=attack, seed=seed, round_number=round_number, shard=shard, uploads=uploads)}"
             f"/{SHARD_FILES[what]}")

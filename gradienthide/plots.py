@@ -54,9 +54,10 @@ class FigureContext:
     labeler: str
     budgets: dict
     runs: tuple = ()
+    uploads: str = ""  # which attacked uploads a figure shows (uploads_note), when a run attacks several
 
     def budget_line(self, attacks=None) -> str:
-        attacks = list(self.budgets) if attacks is None else [a for a in attacks if a in self.budgets]
+        attacks = list(self.budgets) if attacks is None else [a for a in dict.fromkeys(attacks) if a in self.budgets]
         # non-breaking spaces keep each attack's budget on one line when the header wraps
         items = [f"{a} {self.budgets[a]}".replace(" ", "\u00a0") for a in attacks]
         return "attack budget: " + "; ".join(items) if items else ""
@@ -64,6 +65,13 @@ class FigureContext:
     def attack_order(self, present) -> list[str]:
         present = list(dict.fromkeys(present))
         return [a for a in self.budgets if a in present] + [a for a in present if a not in self.budgets]
+
+
+def uploads_note(uploads: str) -> str:
+    """How figures name a set of attacked uploads: the real ones, or a privacy probe's batch size."""
+    if uploads == "deployed":
+        return "attacked uploads: the sampled clients' real uploads"
+    return f"attacked uploads: privacy probes, private batches of {uploads.removeprefix('batch')} images"
 
 
 def attack_budget(settings: dict) -> str:
@@ -93,6 +101,7 @@ def _header(figure, title: str, context: FigureContext, attacks=None, width_inch
     """Title on the first line, then the labeler and the budget in smaller type, wrapped to the width."""
     characters = max(40, int(width_inches * 15))
     lines = textwrap.wrap(context.labeler, characters) + textwrap.wrap(context.budget_line(attacks), characters)
+    lines += textwrap.wrap(context.uploads, characters)
     figure.suptitle(title + "\n" + "\n".join(lines), fontsize=9, y=1.0, va="bottom", linespacing=1.4)
 
 
@@ -440,6 +449,65 @@ def budget_curves(curves: pd.DataFrame, summary: pd.DataFrame, path: str | Path,
     _save(figure, path)
 
 
+# --- PSNR by private batch size ------------------------------------------------------------------
+
+def psnr_by_batch_size(summary: pd.DataFrame, path: str | Path, context: FigureContext) -> None:
+    """One panel per attack (and attacked round): mean PSNR with its 95 % interval (summary.csv)
+    against the private batch size of the privacy probes (log scale), one line per defense
+    setting; the real uploads, whose protocol differs (local steps, whole shards), are a hollow
+    square each at their mean batch, not joined to the lines."""
+    import seaborn as sns
+
+    summary = summary.assign(uploads=summary["uploads"] if "uploads" in summary else "deployed")
+    panels = _panels(summary[summary["uploads"] != "deployed"], context)  # the (attack, round) cells probed
+    several_rounds = summary["round"].nunique() > 1
+    colours = family_colours(summary, context.runs)
+    family_of = dict(zip(summary["defense"], summary["defense_name"]))
+    probed = summary[summary["attack"].isin({attack for attack, _ in panels})]
+    order = report.run_order(probed, context.runs)  # colours as in the other figures, legend of what is shown
+    sizes = sorted(summary["private_batch"].dropna().unique())
+    shown_deployed = False
+    with sns.axes_style("whitegrid"):
+        figure, axes, spare = _grid(len(panels), 3, PAGE_WIDTH / 3, 2.4)
+        for axis, (attack, round_number) in zip(axes, panels):
+            rows = summary[(summary["attack"] == attack) & (summary["round"] == round_number)]
+            runs = [run for run in order if run in set(rows["defense"])]
+            for index, run in enumerate(runs):
+                nudge = 1.03 ** (index - (len(runs) - 1) / 2)  # side by side, so that the bars do not hide each other
+                mine = rows[rows["defense"] == run]
+                for deployed, part in ((False, mine[mine["uploads"] != "deployed"]), (True, mine[mine["uploads"] == "deployed"])):
+                    part = part.sort_values("private_batch")
+                    if not len(part):
+                        continue
+                    shown_deployed |= deployed
+                    axis.errorbar(part["private_batch"] * nudge, part["psnr_mean"],
+                                  yerr=[part["psnr_mean"] - part["psnr_low"], part["psnr_high"] - part["psnr_mean"]],
+                                  fmt="s" if deployed else "o", markersize=4 if deployed else 3, linewidth=1.0,
+                                  color=colours[run], ecolor=colours[run], elinewidth=0.7, capsize=1.5,
+                                  markerfacecolor="white" if deployed else colours[run], linestyle="" if deployed else "-")
+            axis.set_xscale("log", base=2)
+            ticks = sorted(rows["private_batch"].dropna().unique()) or sizes
+            axis.set_xticks(ticks, [f"{t:g}" for t in ticks], fontsize=6)
+            axis.set_xlim(min(ticks) / 1.6, max(ticks) * 1.6)
+            axis.minorticks_off()
+            title = f"{attack}" + (f", round {round_number}" if several_rounds else "")
+            axis.set_title(f"{title} ({context.budgets.get(attack, '')})", fontsize=8)
+            axis.set_xlabel("private batch size (log scale)", fontsize=7)
+            axis.set_ylabel("mean PSNR (dB)", fontsize=7)
+            axis.tick_params(axis="y", labelsize=7)
+        handles = [Line2D([], [], color=colours[run], marker="o", markersize=3, label=_run_label(run, family_of[run]))
+                   for run in order]
+        if shown_deployed:
+            handles.append(Line2D([], [], color="#555555", marker="s", markerfacecolor="white", linestyle="",
+                                  label="real uploads (their own protocol),\nat their mean batch"))
+        figure.tight_layout(h_pad=1.2, w_pad=0.8)
+        _legend_outside_data(figure, spare, handles,
+                             title="\n".join(textwrap.wrap(f"bars: {BOOTSTRAP_NOTE}; {_replicates_note(summary)}", 38)))
+        _header(figure, "Attack quality against the private batch size (privacy probes); lower PSNR = more private", context,
+                [attack for attack, _ in panels])
+    _save(figure, path)
+
+
 # --- reconstructions ----------------------------------------------------------------------------
 
 @dataclass
@@ -455,6 +523,13 @@ class ReconstructionBlock:
     rows: list[tuple[str, torch.Tensor, list[float]]]  # (run id, images in original order, PSNR each)
     client: int = -1  # whose private batch the originals are
     seed: int = 0  # the replicate shown
+    class_names: list[str] | None = None  # the dataset's, by label; None: images are captioned `label <n>`
+
+    def captions(self) -> list[str]:
+        if self.class_names:
+            return [self.class_names[label] if 0 <= label < len(self.class_names) else f"label {label}"
+                    for label in self.labels]
+        return [f"label {label}" for label in self.labels]
 
 
 def _strip(images: torch.Tensor) -> torch.Tensor:
@@ -515,7 +590,7 @@ def reconstructions(blocks: list[ReconstructionBlock], path: str | Path, context
 
 def _draw_block(subfigure, block: ReconstructionBlock, context: FigureContext, columns: int, label_fraction: float,
                 height: float) -> None:
-    rows = [("original", block.originals, [f"label {label}" for label in block.labels])]
+    rows = [("original", block.originals, block.captions())]
     rows += [(_run_label(run, run.split("-")[0]), images, [f"{value:.1f} dB" for value in psnr])
              for run, images, psnr in block.rows]
     grid = subfigure.add_gridspec(len(rows), columns + 1, width_ratios=[label_fraction * columns / (1 - label_fraction)]

@@ -34,7 +34,8 @@ UTILITY_REPLICATES = "accuracy_replicates"
 UTILITY_ROUNDS = "accuracy_window_rounds"
 NO_DEFENSE = "none"
 REFERENCE_ATTACK = "ig"  # plain Inverting Gradients: `none`'s reference for attacks run against few defenses
-CELL = ["defense", "defense_name", "attack", "round"]  # one cell of the study's tables
+# one cell of the study's tables; `uploads`: the real uploads (deployed) or a probe batch size's (batch<b>)
+CELL = ["defense", "defense_name", "attack", "round", "uploads"]
 QUALITY_METRICS = ("psnr", "ssim", "lpips")
 PAIRED_METRICS = ("psnr", "ssim")
 
@@ -51,6 +52,16 @@ def utility_window(rounds: int) -> int:
 def _with_seed(table: pd.DataFrame) -> pd.DataFrame:
     """Tables written before replicates existed are one replicate: seed 0."""
     return table if "seed" in table.columns else table.assign(seed=0)
+
+
+def with_uploads(table: pd.DataFrame) -> pd.DataFrame:
+    """Tables written before privacy probes existed hold the real uploads only: `deployed`."""
+    return table if "uploads" in table.columns else table.assign(uploads=stats.DEPLOYED)
+
+
+def _attack_table(table: pd.DataFrame) -> pd.DataFrame:
+    """A per-image (or per-cell) attack table with the columns older runs lack filled in."""
+    return with_uploads(_with_seed(table))
 
 
 def replicate_utility(accuracy: pd.DataFrame) -> pd.DataFrame:
@@ -87,7 +98,9 @@ def utility(accuracy: pd.DataFrame) -> pd.DataFrame:
 
 def _quality(rows: pd.DataFrame) -> dict:
     """Means of a cell's per-image metrics, with bootstrap intervals over replicates and the images within them."""
-    result = {"replicates": rows["seed"].nunique(), "images": len(rows)}
+    result = {"replicates": rows["seed"].nunique(), "images": len(rows),
+              # images per attacked upload: a probe's batch size; the real uploads' mean (e.g. whole shards)
+              "private_batch": rows["private_batch"].mean() if "private_batch" in rows else np.nan}
     for metric in QUALITY_METRICS:
         values = rows[metric] if metric in rows else pd.Series(np.nan, index=rows.index)
         low, high = stats.bootstrap_interval(values, rows["seed"])
@@ -116,16 +129,17 @@ def paired_table(metrics: pd.DataFrame) -> pd.DataFrame:
     private image (reference_cell's attack, same replicate, round, client position and image):
     the metrics, the reference's and their difference. Raises stats.PairingError when a cell's
     images are not the reference's."""
-    metrics = _with_seed(metrics)
+    metrics = _attack_table(metrics)
     tables = []
-    for (defense, defense_name, attack, round_number), rows in metrics.groupby(CELL, sort=False):
+    for (defense, defense_name, attack, round_number, uploads), rows in metrics.groupby(CELL, sort=False):
         reference_attack = reference_cell(metrics, attack)
         if defense == NO_DEFENSE or reference_attack is None:
             continue
         reference = metrics[(metrics["defense"] == NO_DEFENSE) & (metrics["attack"] == reference_attack)
-                            & (metrics["round"] == round_number)]
+                            & (metrics["round"] == round_number) & (metrics["uploads"] == uploads)]
         paired = stats.paired_differences(rows, reference, metrics=PAIRED_METRICS,
-                                          what=f"{defense} under {attack}, round {round_number}")
+                                          what=f"{defense} under {attack}, round {round_number}"
+                                               + ("" if uploads == stats.DEPLOYED else f", {uploads}"))
         tables.append(paired.assign(defense=defense, defense_name=defense_name, attack=attack,
                                     reference=f"{NO_DEFENSE} under {reference_attack}"))
     columns = CELL + ["reference"] + [key for key in stats.PAIR_KEYS if key not in CELL] + ["client", "image_digest"] + [
@@ -150,7 +164,7 @@ def budget_summary(budget: pd.DataFrame) -> pd.DataFrame:
     """Per cell and budget checkpoint: mean PSNR and SSIM with bootstrap intervals (the budget curves)."""
     rows = []
     keys = CELL + ["iterations", "budget_fraction"]
-    for key, part in _with_seed(budget).groupby(keys, sort=False):
+    for key, part in _attack_table(budget).groupby(keys, sort=False):
         entry = dict(zip(keys, key)) | {"images": len(part)}
         for metric in PAIRED_METRICS:
             low, high = stats.bootstrap_interval(part[metric], part["seed"])
@@ -166,6 +180,7 @@ def budget_limits(curves: pd.DataFrame, summary_table: pd.DataFrame) -> pd.DataF
     doubling, and `budget_limited`: the rise exceeds the half-width of the cell's PSNR interval,
     so more iterations would likely have recovered more."""
     rows = []
+    curves, summary_table = with_uploads(curves), with_uploads(summary_table)
     for key, part in curves.groupby(CELL, sort=False):
         part = part.sort_values("iterations")
         half = part[part["budget_fraction"].between(0.4, 0.6)]
@@ -180,9 +195,9 @@ def budget_limits(curves: pd.DataFrame, summary_table: pd.DataFrame) -> pd.DataF
 
 
 def mark_frontier(table: pd.DataFrame) -> pd.Series:
-    """The frontier verdict of each row among the rows of the same attack and round."""
+    """The frontier verdict of each row among the rows of the same attack, round and uploads."""
     verdicts = pd.Series("frontier", index=table.index, dtype=object)
-    for _, group in table.groupby(["attack", "round"], sort=False):
+    for _, group in with_uploads(table).groupby(["attack", "round", "uploads"], sort=False):
         verdicts[group.index] = stats.frontier_verdicts(group, privacy=("psnr_mean", "psnr_low", "psnr_high"),
                                                         utility=(UTILITY_MEAN, UTILITY_LOW, UTILITY_HIGH))
     return verdicts
@@ -190,7 +205,7 @@ def mark_frontier(table: pd.DataFrame) -> pd.Series:
 
 def summary(metrics: pd.DataFrame, accuracy: pd.DataFrame, budget: pd.DataFrame | None = None,
             paired: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per (defense setting, attack, round): attack quality with intervals, the paired
+    """One row per (defense setting, attack, round, uploads): attack quality with intervals, the paired
     differences to `none`, budget limits, the setting's utility with its interval, and its
     frontier verdict.
 
@@ -199,15 +214,16 @@ def summary(metrics: pd.DataFrame, accuracy: pd.DataFrame, budget: pd.DataFrame 
     it was not computed; `draw_precision` and `draw_recall` score the public draws an attack
     estimated (adaptive_infer), empty for others.
     """
-    metrics = _with_seed(metrics)
-    paired = paired_table(metrics) if paired is None else paired
+    metrics = _attack_table(metrics)
+    paired = paired_table(metrics) if paired is None else with_uploads(paired)
     rows = []
     for key, cell in metrics.groupby(CELL, sort=False):
         entry = dict(zip(CELL, key)) | {
             "public_labeler": cell["public_labeler"].iloc[0] if "public_labeler" in cell else "n/a",
             "semantic_reference": cell["semantic_reference"].iloc[0] if "semantic_reference" in cell else ""}
         entry |= _quality(cell)
-        mine = paired[(paired["defense"] == key[0]) & (paired["attack"] == key[2]) & (paired["round"] == key[3])]
+        mine = paired[(paired["defense"] == key[0]) & (paired["attack"] == key[2]) & (paired["round"] == key[3])
+                      & (paired["uploads"] == key[4])]
         entry |= _paired_summary(mine) if len(mine) else {"paired_reference": ""}
         rows.append(entry)
     table = pd.DataFrame(rows)
@@ -223,20 +239,23 @@ def summary(metrics: pd.DataFrame, accuracy: pd.DataFrame, budget: pd.DataFrame 
 
 
 def privacy_utility(summary_table: pd.DataFrame, accuracy: pd.DataFrame) -> pd.DataFrame:
-    """One row per (defense setting, attack, round): mean PSNR and SSIM with their intervals against
+    """One row per (defense setting, attack, round, uploads): mean PSNR and SSIM with their intervals against
     utility with its interval, the setting (the swept values in the run id after the defense's
     name) and parameters, epsilon and delta after the last round for `dp`, and the frontier
     verdict (`dominated`, `frontier` or `undecided`, stats.frontier_verdicts)."""
     last = _with_seed(accuracy).sort_values("round").groupby(["defense", "seed"], as_index=False).last()
     last = last.groupby("defense", as_index=False).first()
     keep = ["defense", "defense_params"] + [c for c in ("epsilon", "delta") if c in last.columns]
-    columns = CELL + ["psnr_mean", "psnr_low", "psnr_high", "ssim_mean", "ssim_low", "ssim_high", "images",
+    summary_table = with_uploads(summary_table)
+    if "private_batch" not in summary_table:
+        summary_table = summary_table.assign(private_batch=np.nan)
+    columns = CELL + ["private_batch", "psnr_mean", "psnr_low", "psnr_high", "ssim_mean", "ssim_low", "ssim_high", "images",
                       "replicates", UTILITY_MEAN, UTILITY_LOW, UTILITY_HIGH, UTILITY_INTERVAL, UTILITY_REPLICATES,
                       UTILITY_ROUNDS, "frontier"]
     table = summary_table[columns].merge(last[keep], on="defense", how="left")
     table.insert(2, "setting", [run[len(name):].lstrip("-") or "default"
                                 for run, name in zip(table["defense"], table["defense_name"])])
-    return table.sort_values(["attack", "round", "defense_name", "psnr_mean"]).reset_index(drop=True)
+    return table.sort_values(["attack", "round", "uploads", "defense_name", "psnr_mean"]).reset_index(drop=True)
 
 
 def accuracy_bands(accuracy: pd.DataFrame, window: int) -> pd.DataFrame:

@@ -10,7 +10,7 @@ every figure take their intervals from here, so that no table or figure computes
 - Utility per replicate (its mean test accuracy over the last rounds): the mean over replicates
   with a 95 % t-interval, `t_interval`.
 - Paired differences: per private image, a defense's metric minus the reference's on the same
-  image (same replicate, round, client position and image; the images' digests must agree),
+  image (same replicate, round, uploads, client position and image; the images' digests must agree),
   `paired_differences`; their mean takes the same two-stage bootstrap.
 - The frontier: `frontier_verdicts`.
 
@@ -28,7 +28,9 @@ from scipy import stats as scipy_stats
 CONFIDENCE = 0.95
 RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
-PAIR_KEYS = ("seed", "round", "position", "image")  # one private image of a replicate's attacked round
+# one private image of a replicate's attacked round, in one set of its uploads (deployed, or a probe batch size's)
+PAIR_KEYS = ("seed", "round", "uploads", "position", "image")
+DEPLOYED = "deployed"  # tables written before probes existed hold the real uploads only
 
 
 class PairingError(ValueError):
@@ -90,6 +92,7 @@ def paired_differences(cell: pd.DataFrame, reference: pd.DataFrame, *, metrics=(
     batches are not the same images, so a paired comparison would be meaningless).
     """
     keys = list(PAIR_KEYS)
+    cell, reference = (table if "uploads" in table else table.assign(uploads=DEPLOYED) for table in (cell, reference))
     for name, table in (("cell", cell), ("reference", reference)):
         repeated = table.duplicated(keys)
         if repeated.any():

@@ -2,7 +2,8 @@
 
 Usage: gradienthide table [results/report] [--attacks ig dlg ...] [--tables main paired budget]
 
-Reads summary.csv. `main`: one row per defense setting with utility (mean over replicates, 95 %
+Reads summary.csv; a column per attack, round and attacked uploads (the real ones, or a privacy
+probe's batch size), the last two named when a run has several. `main`: one row per defense setting with utility (mean over replicates, 95 %
 t-interval, or the utility window's spread with one replicate) and mean PSNR [95 % bootstrap
 interval] / SSIM under each attack, with the frontier verdict and, for attacks that estimate
 GradientHide's public draws, their draw recall. `paired`: each setting's mean PSNR difference to
@@ -31,26 +32,39 @@ def ordered_runs(summary: pd.DataFrame) -> list[str]:
     return [run for family in families for run in report.run_order(summary[summary["defense_name"] == family])]
 
 
-def columns_of(summary: pd.DataFrame, attacks: list[str]) -> list[tuple[str, int]]:
+def columns_of(summary: pd.DataFrame, attacks: list[str]) -> list[tuple[str, int, str]]:
+    """(attack, round, uploads) columns: attacks in the given order, then rounds, then the real
+    uploads before the probes by increasing batch size."""
     rounds = sorted(summary["round"].unique())
-    return [(a, r) for a in attacks for r in rounds if ((summary["attack"] == a) & (summary["round"] == r)).any()]
+    uploads = sorted(summary["uploads"].unique(), key=lambda u: (u != "deployed", report.natural_key(u)))
+    return [(a, r, u) for a in attacks for r in rounds for u in uploads
+            if ((summary["attack"] == a) & (summary["round"] == r) & (summary["uploads"] == u)).any()]
 
 
-def _header(label: str, attack: str, round_number: int, several_rounds: bool) -> str:
-    return f"{label} {attack}" + (f" (round {round_number})" if several_rounds else "")
+def _header(label: str, column: tuple[str, int, str], summary: pd.DataFrame) -> str:
+    attack, round_number, uploads = column
+    details = ([f"round {round_number}"] if summary["round"].nunique() > 1 else []) + (
+        [uploads if uploads == "deployed" else f"batch of {uploads.removeprefix('batch')}"]
+        if summary["uploads"].nunique() > 1 else [])
+    return f"{label} {attack}" + (f" ({', '.join(details)})" if details else "")
+
+
+def _cell(rows: pd.DataFrame, column: tuple[str, int, str]) -> pd.DataFrame:
+    attack, round_number, uploads = column
+    return rows[(rows["attack"] == attack) & (rows["round"] == round_number) & (rows["uploads"] == uploads)]
 
 
 def main_table(summary: pd.DataFrame, attacks: list[str]) -> str:
     """Accuracy, and per attack mean PSNR [interval] / SSIM with the frontier verdict."""
+    summary = report.with_uploads(summary)
     columns = columns_of(summary, attacks)
-    several = summary["round"].nunique() > 1
-    header = ["defense", "accuracy"] + [_header("PSNR / SSIM under", a, r, several) for a, r in columns]
+    header = ["defense", "accuracy"] + [_header("PSNR / SSIM under", column, summary) for column in columns]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for run in ordered_runs(summary):
         rows = summary[summary["defense"] == run]
         cells = [run, interval(rows.iloc[0], "accuracy", 3)]
-        for attack, round_number in columns:
-            hit = rows[(rows["attack"] == attack) & (rows["round"] == round_number)]
+        for column in columns:
+            hit = _cell(rows, column)
             if hit.empty:
                 cells.append("")
                 continue
@@ -65,17 +79,17 @@ def main_table(summary: pd.DataFrame, attacks: list[str]) -> str:
 
 def paired_table(summary: pd.DataFrame, attacks: list[str]) -> str:
     """Per attack: mean PSNR difference to none on the same images [interval], share of images lower."""
+    summary = report.with_uploads(summary)
     columns = columns_of(summary, attacks)
-    several = summary["round"].nunique() > 1
-    header = ["defense"] + [_header("PSNR − none under", a, r, several) for a, r in columns]
+    header = ["defense"] + [_header("PSNR − none under", column, summary) for column in columns]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for run in ordered_runs(summary):
         if run == report.NO_DEFENSE:
             continue
         rows = summary[summary["defense"] == run]
         cells = [run]
-        for attack, round_number in columns:
-            hit = rows[(rows["attack"] == attack) & (rows["round"] == round_number)]
+        for column in columns:
+            hit = _cell(rows, column)
             if hit.empty or pd.isna(hit.iloc[0].get("psnr_diff_mean")):
                 cells.append("")
                 continue
@@ -88,10 +102,11 @@ def paired_table(summary: pd.DataFrame, attacks: list[str]) -> str:
 def budget_lines(summary: pd.DataFrame) -> str:
     if "budget_limited" not in summary:
         return "no budget checkpoints in this run"
-    flagged = summary[summary["budget_limited"].astype(str).str.lower() == "true"]
+    flagged = report.with_uploads(summary[summary["budget_limited"].astype(str).str.lower() == "true"])
     if flagged.empty:
         return "budget-limited cells: none"
-    items = [f"{row.defense} / {row.attack} / round {row.round} (+{row.psnr_rise_last_doubling:.1f} dB from "
+    items = [f"{row.defense} / {row.attack} / round {row.round}"
+             f"{'' if row.uploads == 'deployed' else ' / ' + row.uploads} (+{row.psnr_rise_last_doubling:.1f} dB from "
              f"{int(row.budget_iterations) // 2} to {int(row.budget_iterations)})" for row in flagged.itertuples()]
     return f"budget-limited cells ({len(items)} of {len(summary)}): " + "; ".join(items)
 
@@ -101,7 +116,7 @@ TABLES = ("main", "paired", "budget")
 
 def render(*, report_dir: str | Path, attacks: list[str] | None = None, tables: list[str] = TABLES) -> str:
     """The header line and the chosen `tables` of the run whose report is in `report_dir`."""
-    summary = pd.read_csv(Path(report_dir) / "summary.csv")
+    summary = report.with_uploads(pd.read_csv(Path(report_dir) / "summary.csv"))
     attacks = attacks or list(dict.fromkeys(summary["attack"]))
     labeler = summary["public_labeler"].dropna().iloc[0] if "public_labeler" in summary else "n/a"
     accuracy = summary["public_labeler_accuracy"].dropna() if "public_labeler_accuracy" in summary else pd.Series()

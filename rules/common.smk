@@ -70,6 +70,17 @@ def round_file(what, defense="{defense}", round_number="{round}", seed="{seed}")
     return layout.round_file(OUT, defense=defense, seed=seed, round_number=round_number, what=what)
 
 
-def shard_file(what, defense="{defense}", attack="{attack}", round_number="{round}", shard="{shard}", seed="{seed}"):
+def uploads_file(what, defense="{defense}", round_number="{round}", seed="{seed}", uploads="{uploads}"):
+    """One of layout.ROUND_FILES of a set of an attacked round's uploads (deployed, or a probe batch size's)."""
+    return layout.uploads_file(OUT, defense=defense, seed=seed, round_number=round_number, uploads=uploads, what=what)
+
+
+def uploads_input(what):
+    """An input function: the attack or evaluate job's file `what` of its uploads (wildcard `uploads`)."""
+    return lambda wc: uploads_file(what, wc.defense, wc.round, wc.seed, wc.uploads)
+
+
+def shard_file(what, defense="{defense}", attack="{attack}", round_number="{round}", shard="{shard}", seed="{seed}",
+               uploads="{uploads}"):
     return layout.shard_file(OUT, defense=defense, attack=attack, seed=seed, round_number=round_number, shard=shard,
-                             what=what)
+                             uploads=uploads, what=what)

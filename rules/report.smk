@@ -1,22 +1,25 @@
 ATTACK_JOBS = [
-    dict(defense=run, attack=attack, seed=seed, round_number=r, shard=s)
+    dict(defense=run, attack=attack, seed=seed, round_number=r, uploads=uploads, shard=s)
     for run in RUNS
     for attack in config["attacks"]
     if gh_config.attack_targets(config, attack, RUNS[run])
     for seed in SEEDS
     for r in ATTACK_ROUNDS
-    for s in SHARDS
+    for uploads in gh_config.attacked_uploads_of(config, attack)
+    for s in SHARDS[uploads]
 ]
 ALL_METRICS = [shard_file("metrics", **job) for job in ATTACK_JOBS]
 ALL_BUDGET_METRICS = [shard_file("budget", **job) for job in ATTACK_JOBS]
-# the reconstructions figure: for each attack, the first shard at the first attacked round of the
-# first replicate of every defense setting it runs against (parallel lists: file, setting, attack)
+# the reconstructions figure: for each attack, the first shard of the first attacked uploads (the real ones
+# when attacked, else the smallest probe batch) at the first attacked round of the first replicate of every
+# defense setting it runs against (parallel lists: file, setting, attack)
 RECONSTRUCTION_BLOCKS = [(run, attack) for attack in config["attacks"] for run in RUNS
-                         if gh_config.attack_targets(config, attack, RUNS[run])]
+                         if gh_config.attack_targets(config, attack, RUNS[run])
+                         and UPLOADS[0] in gh_config.attacked_uploads_of(config, attack)]
 
 
 rule aggregate:
-    """One tidy table of every metric by defense, attack, replicate and round, the budget checkpoints, the
+    """One tidy table of every metric by defense, attack, replicate, round and uploads, the budget checkpoints, the
     paired differences to no defense, accuracy, and the summary with intervals and verdicts."""
     input:
         metrics=ALL_METRICS,
@@ -55,9 +58,10 @@ rule figures:
         summary=rules.aggregate.output.summary,
         budget_curves=rules.aggregate.output.budget_curves,
         public_labels=PUBLIC_LABELS if USES_PUBLIC_POOL else [],
-        reconstructions=[shard_file("reconstructions", run, attack, ATTACK_ROUNDS[0], 0, SEEDS[0])
+        reconstructions=[shard_file("reconstructions", run, attack, ATTACK_ROUNDS[0], 0, SEEDS[0], UPLOADS[0])
                          for run, attack in RECONSTRUCTION_BLOCKS],
-        private=[round_file("private", run, ATTACK_ROUNDS[0], SEEDS[0]) for run in RUNS],
+        private=[uploads_file("private", run, ATTACK_ROUNDS[0], SEEDS[0], UPLOADS[0]) for run in RUNS],
+        dataset=DATASET,  # the class names the reconstructions are captioned with
     output:
         psnr_figure=report(f"{OUT}/report/psnr_by_defense.png", caption="../report/psnr_by_defense.rst",
                            category="Privacy"),
@@ -75,6 +79,7 @@ rule figures:
         reconstruction_attacks=[attack for _, attack in RECONSTRUCTION_BLOCKS],
         attack_round=ATTACK_ROUNDS[0],
         reconstruction_seed=SEEDS[0],
+        reconstruction_uploads=UPLOADS[0],
         attack_settings={attack: gh_config.attack_params(config, attack) for attack in config["attacks"]},
     log:
         f"{OUT}/logs/figures.log",
@@ -85,6 +90,33 @@ rule figures:
         "../envs/gradienthide.yaml"
     script:
         "../workflow_scripts/figures.py"
+
+
+# attack quality against the private batch size: only when privacy probes are made
+BATCH_SIZE_FIGURE = [f"{OUT}/report/psnr_by_batch_size.png"] if PROBE_BATCH_SIZES else []
+
+
+rule psnr_by_batch_size:
+    """Mean PSNR with its interval against the private batch size, one line per defense setting, one panel per
+    attack and round (the probe uploads, and the real ones at their mean batch)."""
+    input:
+        summary=rules.aggregate.output.summary,
+        public_labels=PUBLIC_LABELS if USES_PUBLIC_POOL else [],
+    output:
+        batch_size_figure=report(f"{OUT}/report/psnr_by_batch_size.png", caption="../report/psnr_by_batch_size.rst",
+                                 category="Privacy"),
+    params:
+        runs=list(RUNS),
+        attack_settings={attack: gh_config.attack_params(config, attack) for attack in config["attacks"]},
+    log:
+        f"{OUT}/logs/psnr_by_batch_size.log",
+    benchmark:
+        f"{OUT}/benchmarks/psnr_by_batch_size.tsv"
+    threads: 1
+    conda:
+        "../envs/gradienthide.yaml"
+    script:
+        "../workflow_scripts/psnr_by_batch_size.py"
 
 
 # GradientHide swept against the attackers who know it (adaptive, adaptive_infer, adaptive_oracle)
@@ -107,6 +139,7 @@ rule gradienthide_settings:
     params:
         runs=list(RUNS),
         attack_settings={attack: gh_config.attack_params(config, attack) for attack in config["attacks"]},
+        shown_uploads=UPLOADS[0],
     log:
         f"{OUT}/logs/gradienthide_settings.log",
     benchmark:

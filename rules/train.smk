@@ -1,5 +1,5 @@
 rule train:
-    """Federated training under one defense setting in one replicate; keeps the global model and every upload at the attacked rounds."""
+    """Federated training under one defense setting in one replicate; keeps the global model and every upload at the attacked rounds, and the privacy probes' uploads there."""
     input:
         dataset=DATASET,
         splits=SPLITS,
@@ -9,6 +9,8 @@ rule train:
         accuracy=train_file("accuracy.parquet"),
         final_model=train_file("final_model.safetensors"),
         rounds=[round_file(what, round_number=r) for r in ATTACK_ROUNDS for what in layout.ROUND_FILES],
+        probe_files=[uploads_file(what, round_number=r, uploads=gh_config.probe_uploads_id(b))
+                for r in ATTACK_ROUNDS for b in PROBE_BATCH_SIZES for what in layout.ROUND_FILES],
     params:
         run_id=lambda wc: wc.defense,
         defense_name=lambda wc: RUNS[wc.defense].defense,
@@ -19,6 +21,10 @@ rule train:
         seed=lambda wc: int(wc.seed),  # the replicate's
         round_dirs=lambda wc: {r: layout.round_dir(OUT, defense=wc.defense, seed=wc.seed, round_number=r)
                                for r in ATTACK_ROUNDS},
+        probes=config["attack"].get("probes"),
+        probe_dirs=lambda wc: {r: {b: layout.uploads_dir(OUT, defense=wc.defense, seed=wc.seed, round_number=r,
+                                                         uploads=gh_config.probe_uploads_id(b))
+                                   for b in PROBE_BATCH_SIZES} for r in ATTACK_ROUNDS},
     log:
         f"{OUT}/logs/train/{{defense}}/seed{{seed}}.log",
     benchmark:

@@ -50,7 +50,7 @@ def test_the_archive_holds_the_run_its_config_environment_and_manifest(archived_
     assert on_disk - {"results/logs/archive.log", "results/benchmarks/archive.tsv",
                       "results/manifest/archive/results.tar.gz.json"} <= names
     for wanted in ("results/logs/train/none/seed0.log", "results/benchmarks/train/none/seed1.tsv",
-                   "results/attack/none/ig/seed0/round2/shard0/reconstructions.safetensors",
+                   "results/attack/none/ig/seed0/round2/deployed/shard0/reconstructions.safetensors",
                    "results/train/none/seed1/round2/updates.safetensors", "results/report/psnr_by_defense.png",
                    "results/manifest/report/metrics.parquet.json", "gradienthide-run/MANIFEST.sha256"):
         assert wanted in names

@@ -117,6 +117,21 @@ CONFIG_CASES = [
     ("seeds_repeated", [("seeds", [0, 1, 0])],
      r"seeds: \[0, 1, 0\] is not a list of distinct non-negative integers; give the replicates' seeds, each once"),
     ("seeds_empty", [("seeds", [])], r"seeds: \[\] is not a list of distinct non-negative integers"),
+    ("probe_batch_above_client_shard", [("attack.probes", {"batch_sizes": [2, 61, 64]})],
+     (r"attack\.probes\.batch_sizes: \[61, 64\] exceed the smallest client shard \(60 images: 240 private images "
+      r"over 4 clients\), so those probe uploads would hold fewer images than their batch size")),
+    ("probe_uploads_above_clients_per_round", [("attack.probes", {"batch_sizes": [2], "uploads": 4}),
+                                               ("data.num_clients", 5)],
+     r"attack\.probes\.uploads=4 exceeds training\.clients_per_round=3"),
+    ("nothing_attacked", [("attack.deployed", False), ("attack.probes", _DROP)],
+     r"attack\.deployed: false attacks no upload at all without attack\.probes"),
+    ("probe_attack_not_configured", [("attack.probes", {"batch_sizes": [2], "attacks": ["ig", "gradinversion"]})],
+     r"attack\.probes\.attacks: gradinversion not configured under attacks: \(configured: ig, adaptive, .*\); add it"),
+    ("probe_batch_of_one_under_mixup", [("attack.probes", {"batch_sizes": [1, 4]})],
+     (r"attack\.probes\.batch_sizes: \[1\] below 2, but defenses\.mixup mixes the images of a batch and needs at "
+      r"least 2")),
+    ("probe_batch_sizes_empty", [("attack.probes", {"batch_sizes": []})],
+     r"attack\.probes\.batch_sizes: \[\] should be non-empty"),
 ]
 
 
@@ -360,6 +375,30 @@ def test_train_refuses_batch_size_above_an_npz_shard(base_config, tmp_path):
                       training=config["training"], seed=0, dataset=prepared["dataset"], splits=prepared["splits"],
                       accuracy=out / "accuracy.parquet", final_model=out / "final_model.safetensors",
                       round_dirs={2: str(out / "round2")}, data_partition=config["data"]["partition"])
+    assert not any(out.iterdir())
+
+
+def test_train_refuses_a_probe_batch_above_an_npz_shard(base_config, tmp_path):
+    """A probe batch size above an npz dataset's smallest shard: the train job refuses, writing nothing."""
+    from gradienthide.stages.data import prepare_data
+    from gradienthide.stages.train import train_defense
+
+    config = validate_config({**base_config, "data": {**base_config["data"], "dataset": "npz",
+                                                      "path": str(_npz(tmp_path / "data.npz")), "test_size": 10,
+                                                      "public_pool_size": 10, "num_clients": 4, "max_images": None},
+                              "attack": {**base_config["attack"], "probes": {"batch_sizes": [2, 11]}}})
+    prepared = {name: tmp_path / f"{name}.out" for name in inspect.signature(prepare_data).parameters
+                if name not in ("data", "seed")}
+    prepare_data(data=config["data"], seed=0, **prepared)
+    out = tmp_path / "train"
+    out.mkdir()
+    with pytest.raises(ValueError, match=r"attack\.probes\.batch_sizes: \[11\] exceed the smallest client shard "
+                                         r"\(10 images: 4 clients\)"):
+        train_defense(run_id="none", defense_name="none", defense_params={}, model_config=config["model"],
+                      training=config["training"], seed=0, dataset=prepared["dataset"], splits=prepared["splits"],
+                      accuracy=out / "accuracy.parquet", final_model=out / "final_model.safetensors",
+                      round_dirs={2: str(out / "round2")}, data_partition=config["data"]["partition"],
+                      probes=config["attack"]["probes"], probe_dirs={2: {2: str(out / "round2" / "batch2")}})
     assert not any(out.iterdir())
 
 

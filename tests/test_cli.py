@@ -94,3 +94,15 @@ def test_scripts_call_the_package_not_python_m(repo):
                             "gradienthide", "workflow_scripts", "configs", "rules", "Snakefile"],
                            capture_output=True, text=True)
     assert found.stdout == ""
+
+
+def test_table_gives_each_probe_batch_size_its_column(tmp_path, capsys):
+    rows = [{**_summary_row(run, psnr, diff), "uploads": uploads}
+            for uploads, shift in (("deployed", 0.0), ("batch1", 4.0), ("batch16", -2.0))
+            for run, psnr, diff in (("none", 18.0 + shift, None), ("dp-sigma0.1", 12.0 + shift, -6.0))]
+    pd.DataFrame(rows).to_csv(tmp_path / "summary.csv", index=False)
+    assert cli.main(["table", str(tmp_path), "--tables", "main"]) == 0
+    out = capsys.readouterr().out
+    assert ("| defense | accuracy | PSNR / SSIM under ig (deployed) | PSNR / SSIM under ig (batch of 1) "
+            "| PSNR / SSIM under ig (batch of 16) |") in out
+    assert "| none | 0.900 [0.880, 0.920] | 18.0 [17.0, 19.0] / 0.45 | 22.0 [21.0, 23.0] / 0.55 | 16.0" in out

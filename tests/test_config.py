@@ -118,3 +118,22 @@ def test_draw_inference_refuses_a_batchnorm_model_before_any_job(default_config)
     default_config["model"]["norm"] = "batch"
     with pytest.raises(ConfigError, match=r"attacks\.adaptive_infer: draw inference needs per-example gradients"):
         validate_config(default_config)
+
+
+def test_probes_default_to_as_many_uploads_as_the_real_ones_and_shard_alike(tiny_config):
+    from gradienthide.config import attacked_uploads, attacked_uploads_of
+
+    tiny_config["attack"] = {"clients_per_round": 3, "shard_size": 2, "probes": {"batch_sizes": [2, 4]}}
+    config = validate_config(tiny_config)
+    assert config["attack"]["probes"] == {"batch_sizes": [2, 4], "local_steps": 1, "uploads": 3, "attacks": None}
+    assert config["attack"]["deployed"] is True
+    assert attacked_uploads(config) == ["deployed", "batch2", "batch4"]
+    assert [shard_positions(config, s, "batch4") for s in range(shard_count(config, "batch4"))] == [[0, 1], [2]]
+    config["attack"]["probes"]["uploads"] = 1
+    config["attack"]["deployed"] = False
+    assert attacked_uploads(config) == ["batch2", "batch4"] and shard_count(config, "batch2") == 1
+    assert shard_count(config) == 2  # the real uploads' own count is unchanged
+    config["attack"]["deployed"] = True
+    config["attack"]["probes"]["attacks"] = ["ig"]
+    assert attacked_uploads_of(config, "ig") == ["deployed", "batch2", "batch4"]
+    assert attacked_uploads_of(config, "dlg") == ["deployed"]

@@ -16,12 +16,17 @@ pytestmark = pytest.mark.pipeline
 def test_outputs_of_every_stage(finished_run):
     workdir, _, config = finished_run
     results = workdir / "results"
-    metrics = artifacts.load_table(results / "report" / "metrics.parquet")
+    every_upload = artifacts.load_table(results / "report" / "metrics.parquet")
+    # the real uploads here; the privacy probes' rows (dlg on none and gradienthide, 1 upload of 4 images):
+    # test_probe_uploads_are_dumped_attacked_and_evaluated_per_batch_size
+    metrics = every_upload[every_upload["uploads"] == "deployed"]
+    assert len(every_upload) == len(metrics) + 2 * len(config["seeds"]) * 1 * 4
     runs = {"none", "gradienthide", "pruning-fraction0.5", "pruning-fraction0.9", "dp", "soteria", "precode", "mixup"}
     # ig: 8 defense settings, adaptive, adaptive_oracle and adaptive_infer: gradienthide, dlg: none and
     # gradienthide, idlg: none; x 2 replicates x 1 round x 3 clients x batch of 2 images
     seeds = config["seeds"]
     assert len(metrics) == (8 + 1 + 1 + 1 + 2 + 1) * len(seeds) * 1 * 3 * 2
+    assert (metrics["private_batch"] == 2).all()  # a deployed upload's images: 1 local step of 2
     assert set(metrics["defense"]) == runs and set(metrics["seed"]) == set(seeds)
     assert set(metrics["attack"]) == {"ig", "adaptive", "adaptive_oracle", "adaptive_infer", "dlg", "idlg"}
     inferred = metrics[metrics["attack"] == "adaptive_infer"]
@@ -37,8 +42,10 @@ def test_outputs_of_every_stage(finished_run):
     assert metrics["lpips"].notna().all() and (metrics["lpips"] >= 0).all()
     assert metrics["semantic_match"].isin([0.0, 1.0]).all()
     assert set(metrics["semantic_reference"]) == {"no-defense model (none)"}
-    assert pd.read_csv(results / "report" / "metrics.csv").shape == metrics.shape
-    summary = pd.read_csv(results / "report" / "summary.csv")
+    assert pd.read_csv(results / "report" / "metrics.csv").shape == every_upload.shape
+    every_cell = pd.read_csv(results / "report" / "summary.csv")
+    summary = every_cell[every_cell["uploads"] == "deployed"]
+    assert len(every_cell) == len(summary) + 2  # and one per setting dlg runs against on the probes
     assert {"psnr_mean", "psnr_low", "psnr_high", "ssim_mean", "ssim_low", "ssim_high", "lpips_mean", "lpips_low",
             "lpips_high", "semantic_match", "label_accuracy", "semantic_reference", "accuracy_mean", "accuracy_low",
             "accuracy_high", "accuracy_interval", "psnr_diff_mean", "psnr_diff_low", "psnr_diff_high",
@@ -55,6 +62,7 @@ def test_outputs_of_every_stage(finished_run):
     assert len(accuracy) == 8 * len(seeds) * config["training"]["rounds"]
     assert accuracy.loc[(accuracy["defense"] == "dp") & (accuracy["seed"] == 0), "epsilon"].is_monotonic_increasing
     frontier = pd.read_csv(results / "report" / "privacy_utility.csv")
+    frontier = frontier[frontier["uploads"] == "deployed"]
     assert set(frontier["defense"]) == runs and (frontier["frontier"] == "frontier").any()
     assert set(frontier.loc[frontier["defense_name"] == "pruning", "setting"]) == {"fraction0.5", "fraction0.9"}
     for figure in ("psnr_by_defense.png", "accuracy_by_round.png", "privacy_utility.png", "budget_curves.png",
@@ -70,7 +78,7 @@ def test_outputs_of_every_stage(finished_run):
                and d.max() < pool_size for d in draws)
     assert artifacts.load_table(results / "train" / "none" / "seed1" / "round2" / "public_draws.parquet").empty
     assert (results / "logs" / "train" / "gradienthide" / "seed1.log").stat().st_size > 0
-    assert (results / "attack" / "none" / "ig" / "seed1" / "round2" / "shard0" / "reconstructions.png").exists()
+    assert (results / "attack" / "none" / "ig" / "seed1" / "round2" / "deployed" / "shard0" / "reconstructions.png").exists()
 
 
 def test_every_attack_job_scores_its_budget_checkpoints(finished_run):
@@ -84,7 +92,7 @@ def test_every_attack_job_scores_its_budget_checkpoints(finished_run):
         assert sorted(budget.loc[budget["attack"] == attack, "iterations"].unique()) == \
             budget_checkpoints(settings["iterations"]), attack
     # the last checkpoint is the reconstruction the metrics table scores
-    keys = ["defense", "attack", "seed", "round", "position", "image"]
+    keys = ["defense", "attack", "seed", "round", "uploads", "position", "image"]
     final = budget[budget["budget_fraction"] == 1.0].merge(metrics, on=keys, suffixes=("", "_final"))
     assert len(final) == len(metrics) and (final["psnr"] - final["psnr_final"]).abs().max() < 1e-5
     curves = pd.read_csv(results / "report" / "budget_curves.csv")
@@ -118,7 +126,8 @@ def test_adding_a_seed_plans_only_that_seeds_jobs(finished_run, repo):
     per_replicate = {(rule, wildcards) for rule, wildcards in jobs if rule in {"train", "attack", "evaluate"}}
     assert per_replicate and all("seed=7" in wildcards for _, wildcards in per_replicate)
     assert len({w for r, w in per_replicate if r == "train"}) == 8  # every defense setting, in the new replicate only
-    assert {rule for rule, _ in jobs} - {"train", "attack", "evaluate"} == {"aggregate", "figures", "all"}
+    assert {rule for rule, _ in jobs} - {"train", "attack", "evaluate"} == {"aggregate", "figures", "psnr_by_batch_size",
+                                                                            "all"}
 
 
 def test_second_run_does_nothing(finished_run, repo):
@@ -145,7 +154,7 @@ def test_changing_a_defense_parameter_reruns_only_that_defense(finished_run, rep
     changed = write_config(workdir / "changed.yaml", config)
     jobs = planned_jobs(run_snakemake(repo, workdir, changed, "--dry-run").stdout)
     rules = {rule for rule, _ in jobs}
-    assert rules == {"train", "attack", "evaluate", "aggregate", "figures", "all"}
+    assert rules == {"train", "attack", "evaluate", "aggregate", "figures", "psnr_by_batch_size", "all"}
     assert all("defense=gradienthide" in wildcards for rule, wildcards in jobs if rule in {"train", "attack", "evaluate"})
     assert {("train", f"defense=gradienthide, seed={seed}") for seed in config["seeds"]} <= jobs
 
@@ -172,3 +181,58 @@ def test_attack_jobs_never_read_private_data(finished_run, repo):
     blocks = re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout)
     attack_blocks = [b for b in blocks if b.lstrip().startswith("rule attack:")]
     assert attack_blocks and all("private" not in b.split("output:")[0] for b in attack_blocks)
+    # the privacy probes' attack jobs too: they read the probe's own dump, never its private images
+    probe_blocks = [b for b in attack_blocks if "uploads=batch4" in b]
+    assert len(probe_blocks) == 2 * 2  # dlg on none and gradienthide, in both replicates
+    assert all("/round2/batch4/updates.safetensors" in b.split("output:")[0] for b in probe_blocks)
+    evaluations = [b for b in blocks if b.lstrip().startswith("rule evaluate:") and "uploads=batch4" in b]
+    assert len(evaluations) == 4 and all("/round2/batch4/private.safetensors" in b for b in evaluations)
+
+
+def test_probe_uploads_are_dumped_attacked_and_evaluated_per_batch_size(finished_run):
+    from gradienthide.config import validate_config
+
+    workdir, _, config = finished_run
+    results = workdir / "results"
+    probes = validate_config(copy.deepcopy(config))["attack"]["probes"]  # with its defaults
+    batch = probes["batch_sizes"][0]
+    for seed in config["seeds"]:
+        deployed = dumps.read_private_batches(results / "train" / "none" / f"seed{seed}" / "round2" / "private.safetensors")
+        first = {}
+        for run in ("none", "gradienthide", "dp", "precode"):
+            directory = results / "train" / run / f"seed{seed}" / "round2" / f"batch{batch}"
+            # a dump like the real uploads', its global model carrying the probe's protocol
+            assert {p.name for p in directory.iterdir()} >= set(dumps.ROUND_FILES.values())
+            protocol = dumps.read_protocol(directory / "global_model.safetensors")
+            assert protocol.batch_size == batch and protocol.local_steps == probes["local_steps"]
+            assert protocol.local_epochs is None
+            index = artifacts.load_table(directory / "updates.parquet")
+            assert len(index) == probes["uploads"] and (index["num_samples"] == batch).all()
+            private = dumps.read_private_batches(directory / "private.safetensors")
+            assert set(private) <= set(deployed)  # made by the round's first sampled clients
+            assert all(images.shape[0] == batch for images, _ in private.values())
+            if not first:
+                first = private
+            for client, (images, labels) in private.items():  # the same private images under every defense
+                assert torch.equal(images, first[client][0]) and torch.equal(labels, first[client][1])
+            model = artifacts.load_tensors(directory / "global_model.safetensors")
+            received = artifacts.load_tensors(results / "train" / run / f"seed{seed}" / "round2" / "global_model.safetensors")
+            assert model.keys() == received.keys() and all(torch.equal(model[k], received[k]) for k in model)
+    metrics = artifacts.load_table(results / "report" / "metrics.parquet")
+    probed = metrics[metrics["uploads"] == f"batch{batch}"]
+    assert set(probed["attack"]) == {"dlg"} and (probed["private_batch"] == batch).all()
+    assert set(probed["defense"]) == {"none", "gradienthide"}
+    assert len(probed) == 2 * len(config["seeds"]) * probes["uploads"] * batch
+    assert (results / "attack" / "none" / "dlg" / "seed0" / "round2" / f"batch{batch}" / "shard0" / "metrics.parquet").exists()
+    for seed in config["seeds"]:  # paired with none on the same images
+        per_defense = probed[probed["seed"] == seed].groupby("defense")["image_digest"]
+        assert len({tuple(sorted(d)) for _, d in per_defense}) == 1
+    summary = pd.read_csv(results / "report" / "summary.csv")
+    cells = ["defense", "attack", "round", "uploads"]
+    assert not summary.duplicated(cells).any()
+    assert len(summary) == len(metrics[cells].drop_duplicates())  # a row per (defense, attack, round, uploads)
+    rows = summary[summary["uploads"] == f"batch{batch}"]
+    assert len(rows) == 2 and (rows["private_batch"] == batch).all()
+    assert rows.loc[rows["defense"] != "none", "psnr_diff_mean"].notna().all()  # paired with none's probes
+    assert set(rows["frontier"]) <= {"dominated", "frontier", "undecided"}
+    assert (results / "report" / "psnr_by_batch_size.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

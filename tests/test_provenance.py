@@ -119,7 +119,7 @@ def test_an_edited_psnr_fails_aggregate_naming_the_file_and_a_command_that_regen
                                                                                           tmp_path):
     workdir = copy_run(finished_run[0], tmp_path / "run")
     config_file = finished_run[1]
-    shard = "results/attack/none/ig/seed0/round2/shard0/metrics.parquet"
+    shard = "results/attack/none/ig/seed0/round2/deployed/shard0/metrics.parquet"
     original = pd.read_parquet(workdir / shard)
     edited = original.copy()
     edited.loc[0, "psnr"] += 10.0

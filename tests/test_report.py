@@ -286,3 +286,38 @@ def test_reconstruction_strip_is_torchvisions_one_row_grid(channels):
     images = torch.rand(5, channels, 16, 16, generator=torch.Generator().manual_seed(0)) * 1.2 - 0.1
     expected = make_grid(images.clamp(0, 1), nrow=len(images), padding=1, pad_value=1.0)
     torch.testing.assert_close(plots._strip(images), expected[:channels], rtol=0, atol=0)
+
+
+def test_probe_cells_are_paired_summarised_and_drawn_per_batch_size(tmp_path):
+    """Cells are (setting, attack, round, uploads): a probe batch size's images pair with none's of the
+    same batch size, the frontier is per uploads, and the batch-size figure takes its bars from summary."""
+    probes = {1: [20.0, 21.0, 22.0, 23.0], 4: [12.0, 13.0, 14.0, 15.0]}
+    metrics = pd.concat([metrics_rows({("none", "ig"): values, ("dp", "ig"): [v - 3 for v in values]})
+                         .assign(uploads=f"batch{size}", private_batch=size, image_digest=lambda t, s=size: t["image_digest"] + f"b{s}")
+                         for size, values in probes.items()]
+                        + [metrics_rows({("none", "ig"): [10.0] * 4, ("dp", "ig"): [9.0] * 4}).assign(
+                            uploads="deployed", private_batch=4)], ignore_index=True)
+    accuracy = accuracy_curves({"none": [0.9] * 10, "dp": [0.8] * 10})
+    summary = report.summary(metrics, accuracy)
+    assert len(summary) == 6 and not summary.duplicated(report.CELL).any()
+    cell = summary.set_index(["defense", "uploads"])
+    assert cell.at[("dp", "batch1"), "psnr_diff_mean"] == pytest.approx(-3.0)
+    assert cell.at[("dp", "deployed"), "psnr_diff_mean"] == pytest.approx(-1.0)
+    assert cell.at[("dp", "batch4"), "private_batch"] == 4
+    # a table written before probes existed reads as the real uploads
+    legacy = report.summary(metrics[metrics["uploads"] == "deployed"].drop(columns=["uploads", "private_batch"]),
+                            accuracy)
+    assert set(legacy["uploads"]) == {"deployed"} and legacy["psnr_diff_mean"].notna().sum() == 1
+    context = plots.FigureContext(labeler="public labels: oracle", runs=("none", "dp"), budgets={"ig": "20 it."})
+    plots.psnr_by_batch_size(summary, tmp_path / "batch.png", context)
+    plots.psnr_by_batch_size(summary, tmp_path / "again.png", context)
+    assert (tmp_path / "batch.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert (tmp_path / "batch.png").read_bytes() == (tmp_path / "again.png").read_bytes()
+
+
+def test_reconstructions_are_captioned_with_the_datasets_class_names():
+    block = plots.ReconstructionBlock(attack="ig", round=1, label_source="known", originals=torch.rand(2, 3, 8, 8),
+                                      labels=[3, 9], rows=[])
+    assert block.captions() == ["label 3", "label 9"]
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    assert plots.ReconstructionBlock(**{**block.__dict__, "class_names": names}).captions() == ["cat", "truck"]

@@ -18,7 +18,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 # the figures this project puts in the report, with a phrase of each caption
 OWN_FIGURES = {"psnr_by_defense.png": "What to look for", "accuracy_by_round.png": "What to look for",
                "privacy_utility.png": "What to look for", "reconstructions.png": "What to look for",
-               "budget_curves.png": "still climb"}
+               "budget_curves.png": "still climb", "psnr_by_batch_size.png": "Privacy probes"}
 
 
 def png_width(path: Path) -> int:

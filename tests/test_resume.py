@@ -69,6 +69,6 @@ def test_a_run_killed_during_attacks_resumes_and_equals_an_uninterrupted_run(fin
     expected = pd.read_parquet(reference / "results" / "report" / "metrics.parquet")
     expected = expected[expected["defense"].isin(["none", "gradienthide"]) & (expected["attack"] == "ig")
                         & expected["seed"].isin(config["seeds"])]
-    key = ["defense", "attack", "seed", "round", "shard", "position", "image"]
+    key = ["defense", "attack", "seed", "round", "uploads", "shard", "position", "image"]
     pd.testing.assert_frame_equal(metrics.sort_values(key).reset_index(drop=True),
                                   expected.sort_values(key).reset_index(drop=True), check_like=True)

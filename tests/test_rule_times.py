@@ -17,8 +17,8 @@ def write(path: Path, wall: float, cpu: float, rss: float) -> None:
 
 
 def test_jobs_are_grouped_by_rule_from_subdirectories_and_top_level_files(tmp_path):
-    write(tmp_path / "attack" / "none" / "ig" / "round1_shard0.tsv", 10.0, 9.0, 500)
-    write(tmp_path / "attack" / "dp" / "ig" / "round1_shard0.tsv", 30.0, 20.0, 700)
+    write(tmp_path / "attack" / "none" / "ig" / "round1_deployed_shard0.tsv", 10.0, 9.0, 500)
+    write(tmp_path / "attack" / "dp" / "ig" / "round1_deployed_shard0.tsv", 30.0, 20.0, 700)
     write(tmp_path / "train" / "none.tsv", 5.0, 4.0, 300)
     write(tmp_path / "aggregate.tsv", 1.0, 0.5, 100)
     table = rule_times.rule_table(rule_times.load_benchmarks(tmp_path))

@@ -1,7 +1,8 @@
 """Defenses, by the name the config uses. Adding one: a new file and one line here.
 
 A defense's module (and torch) is imported when the defense is built, not when Snakemake
-parses the workflow: the rules read only the names and `uses_public_pool`, given here too."""
+parses the workflow: the rules read only the names and the traits `uses_public_pool` and
+`mixes_batch` (the config check reads it), given here too."""
 
 from gradienthide.configurable import Registry
 from gradienthide.defenses.base import ClientContext, Defense
@@ -14,7 +15,8 @@ DEFENSES: Registry = Registry("defenses", {
     "soteria": "gradienthide.defenses.soteria:Soteria",
     "precode": "gradienthide.defenses.precode:Precode",
     "mixup": "gradienthide.defenses.mixup:Mixup",
-}, trait_names=("uses_public_pool",), traits={"gradienthide": {"uses_public_pool": True}})
+}, trait_names=("uses_public_pool", "mixes_batch"), traits={"gradienthide": {"uses_public_pool": True},
+                                                          "mixup": {"mixes_batch": True}})
 
 
 def make_defense(name: str, params: dict | None = None) -> Defense:

@@ -84,6 +84,7 @@ class Defense(Configurable):
     name: ClassVar[str]
     section: ClassVar[str] = "defenses"
     uses_public_pool: ClassVar[bool] = False
+    mixes_batch: ClassVar[bool] = False  # combines a batch's images, so needs at least 2 per batch
 
     def adapt_model(self, model: nn.Module) -> nn.Module:
         """The model FedAvg trains under this defense (the same one by default)."""

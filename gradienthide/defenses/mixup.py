@@ -25,6 +25,7 @@ def mixed_loss(model, images, targets):
 @dataclass
 class Mixup(Defense):
     name = "mixup"
+    mixes_batch = True
 
     min_weight: float = 0.3  # each image's weight in a mixture lies in [min_weight, 1 - min_weight]
 

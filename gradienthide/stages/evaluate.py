@@ -69,6 +69,7 @@ def evaluate_shard(*, reconstructions, private, identity: dict, metrics, budget,
         matched = item.images[torch.as_tensor(table["matched_reconstruction"].to_numpy(copy=True))]
         table.insert(0, "position", item.position)
         table.insert(1, "client", item.client)
+        table["private_batch"] = len(originals)  # images behind the upload: a probe's batch size, a shard, ...
         table["label"] = labels.numpy()
         table["image_digest"] = image_digests(originals)
         table["lpips"] = (perceptual.lpips_distance(lpips_metric, matched, originals).numpy()
@@ -93,7 +94,8 @@ def evaluate_shard(*, reconstructions, private, identity: dict, metrics, budget,
         checkpoints.insert(0, column, value)
     artifacts.save_table(metrics, result)
     artifacts.save_table(budget, checkpoints)
+    uploads = identity.get("uploads", "deployed")
     title = (f"{identity['defense']} / {identity['attack']} / seed {identity.get('seed', '-')} / round {identity['round']} / "
-             f"shard {identity['shard']}: "
+             f"{'' if uploads == 'deployed' else uploads + ' / '}shard {identity['shard']}: "
              f"mean PSNR {result['psnr'].mean():.2f} dB")
     plots.reconstruction_grid(torch.cat(shown_originals), torch.cat(shown_reconstructions), grid, title)

@@ -7,9 +7,9 @@ import logging
 
 import torch
 
-from gradienthide import artifacts, clip_labels, data, dumps, partition
+from gradienthide import artifacts, clip_labels, config, data, dumps, partition
 from gradienthide.defenses import make_defense
-from gradienthide.fl import RoundSettings, run_federated
+from gradienthide.fl import ProbeSettings, RoundSettings, run_federated
 from gradienthide.models import build_model
 from gradienthide.protocol import ClientProtocol
 
@@ -18,16 +18,18 @@ log = logging.getLogger(__name__)
 
 def train_defense(*, run_id: str, defense_name: str, defense_params: dict, model_config: dict, training: dict,
                   seed: int, dataset, splits, accuracy, final_model, round_dirs: dict[int, str], public_labels=None,
-                  public_pool=None, device="cpu", data_partition: str = "iid") -> None:
+                  public_pool=None, device="cpu", data_partition: str = "iid", probes: dict | None = None,
+                  probe_dirs: dict[int, dict[int, str]] | None = None) -> None:
     """Writes the accuracy per round, the final model and, per attacked round, the files of
-    gradienthide.dumps."""
+    gradienthide.dumps; with `probes` (attack.probes) also the probe uploads' files, in
+    `probe_dirs[round][batch size]`."""
     defense = make_defense(defense_name, defense_params)
     prepared = data.load_dataset(dataset)
     split_table = artifacts.load_table(splits, partition.SPLIT_COLUMNS)
     images, labels = prepared.floats().to(device), prepared.labels.to(device)
     clients = {c: (images[idx], labels[idx]) for c, idx in partition.client_indices(split_table).items()}
     check_batch_fits(training=training, shard_sizes={c: len(y) for c, (_, y) in clients.items()},
-                     data_partition=data_partition)
+                     data_partition=data_partition, probes=probes)
     test = partition.indices_of(split_table, "test")
     public = None
     labeler = "n/a"
@@ -41,7 +43,7 @@ def train_defense(*, run_id: str, defense_name: str, defense_params: dict, model
     protocol = ClientProtocol.from_config(training)
     settings = RoundSettings.from_config(training)
     result = run_federated(model, clients, (images[test], labels[test]), defense=defense, protocol=protocol,
-                           settings=settings, seed=seed, public_data=public)
+                           settings=settings, seed=seed, public_data=public, probes=ProbeSettings.from_config(probes))
     table = result.accuracy.assign(defense=run_id, defense_name=defense_name, seed=seed, public_labeler=labeler,
                                    defense_params=json.dumps(defense_params, sort_keys=True))
     sample_rate = settings.clients_per_round / len(clients)
@@ -56,6 +58,9 @@ def train_defense(*, run_id: str, defense_name: str, defense_params: dict, model
     for round_number, directory in round_dirs.items():
         attacked = result.attacked_rounds[int(round_number)]
         dumps.write_attacked_round(directory, run_id, attacked, model_info, attacked.protocol)  # that round's lr
+        for batch_size, probe in attacked.probes.items():  # each with its protocol, for the attacker to replay
+            dumps.write_attacked_round((probe_dirs or {})[int(round_number)][batch_size], run_id, probe, model_info,
+                                       probe.protocol)
     final_accuracy = table["test_accuracy"].iloc[-1]
     log.info("%s: final test accuracy %.4f", run_id, final_accuracy)
     if final_accuracy < 1.5 / prepared.num_classes:
@@ -76,13 +81,20 @@ def normalization_stats(prepared, clients: dict) -> dict:
     return {"mean": images.mean(dim=(0, 2, 3)).tolist(), "std": images.std(dim=(0, 2, 3)).tolist()}
 
 
-def check_batch_fits(*, training: dict, shard_sizes: dict[int, int], data_partition: str) -> None:
+def check_batch_fits(*, training: dict, shard_sizes: dict[int, int], data_partition: str,
+                     probes: dict | None = None) -> None:
     """A client whose shard is smaller than training.batch_size would train on its whole shard.
 
     Under an iid partition every shard is near-equal, so that means the run is not the batch
     size the config states: refused (the config check refuses it already where it knows the
     dataset's size). Under a label-skewed partition small shards are the point, so it is logged.
     """
+    if data_partition == "iid":  # a probe batch cut to the shard would be mislabelled in every table
+        smallest = min(shard_sizes.values())
+        problems = config.probe_size_problems(probes=probes, smallest_shard=smallest,
+                                              where=f"{len(shard_sizes)} clients")
+        if problems:
+            raise ValueError(problems[0])
     batch_size = training["batch_size"]
     small = {client: size for client, size in sorted(shard_sizes.items()) if size < batch_size}
     if not small:
