@@ -114,3 +114,35 @@ def test_paper_configs_without_their_files_name_what_is_missing(repo, tmp_path):
     result = run_snakemake(repo, tmp_path, config_file, "-n", check=False)
     assert result.returncode != 0
     assert f"data.root: CIFAR-10 not found: expected the directory {tmp_path / 'nowhere'}" in result.stdout + result.stderr
+
+
+def test_cifar10_verdict_config_dry_run_plans_probe_jobs_per_batch_size(repo, tmp_path, cifar_subset):
+    """configs/cifar10_verdict.yaml plans, per replicate, a training job per defense setting and an
+    attack and evaluation job per (attack, targeted setting, round, probe batch size, shard); the
+    real uploads are not attacked (attack.deployed: false)."""
+    from gradienthide.config import attacked_uploads_of
+
+    with open(repo / "configs" / "cifar10_verdict.yaml") as handle:
+        config = yaml.safe_load(handle)
+    config["data"]["path"] = str(cifar_subset)
+    config.setdefault("metrics", {})["lpips_cache_dir"] = str(tmp_path / "no-lpips")
+    config_file = write_config(tmp_path / "config.yaml", config)
+    result = run_snakemake(repo, tmp_path, config_file, "-n")
+    jobs = planned_jobs(result.stdout + result.stderr)
+    planned = Counter(rule for rule, _ in jobs)
+
+    validated = validate_config(config)
+    runs, seeds, rounds = defense_runs(validated), validated["seeds"], validated["training"]["attack_rounds"]
+    assert validated["attack"]["deployed"] is False and validated["attack"]["probes"]["batch_sizes"] == [1, 4, 16]
+    wanted = {(run, attack, str(seed), str(r), uploads, str(s))
+              for attack in validated["attacks"] for run in runs if attack_targets(validated, attack, runs[run])
+              for seed in seeds for r in rounds for uploads in attacked_uploads_of(validated, attack)
+              for s in range(shard_count(validated, uploads))}
+    assert {uploads for *_, uploads, _ in wanted} == {"batch1", "batch4", "batch16"}
+    attack_jobs = [dict(part.split("=", 1) for part in wildcards.split(", ")) for rule, wildcards in jobs
+                   if rule == "attack"]
+    assert {(j["defense"], j["attack"], j["seed"], j["round"], j["uploads"], j["shard"]) for j in attack_jobs} == wanted
+    assert planned["train"] == len(runs) * len(seeds) and planned["evaluate"] == planned["attack"] == len(wanted)
+    assert planned["psnr_by_batch_size"] == 1
+    print("cifar10_verdict: " + ", ".join(f"{rule} {count}" for rule, count in sorted(planned.items()))
+          + f"; {sum(planned.values())} jobs")
