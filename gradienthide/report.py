@@ -6,7 +6,9 @@ accuracy over the last rounds (`utility_window`: the last 10 %, at least 5); a s
 mean over its replicates (UTILITY_MEAN) with a 95 % t-interval over them (UTILITY_LOW,
 UTILITY_HIGH). With a single replicate there is no interval over replicates: the columns then
 hold that replicate's mean ± one standard deviation over its utility window, and
-`accuracy_interval` says which of the two a row holds.
+`accuracy_interval` says which of the two a row holds. A setting's accuracy difference to
+`none` is paired by replicate (`paired_utility`), which resolves smaller differences than the two
+settings' own intervals.
 
 Attack quality: per (defense setting, attack, round), the mean over every attacked image of
 every replicate, with a 95 % two-stage bootstrap interval (replicates, then images within
@@ -94,6 +96,28 @@ def utility(accuracy: pd.DataFrame) -> pd.DataFrame:
                      UTILITY_REPLICATES: count, UTILITY_ROUNDS: rounds})
     return pd.DataFrame(rows, columns=["defense", UTILITY_MEAN, UTILITY_LOW, UTILITY_HIGH, UTILITY_INTERVAL,
                                        UTILITY_REPLICATES, UTILITY_ROUNDS])
+
+
+def paired_utility(accuracy: pd.DataFrame) -> pd.DataFrame:
+    """Per defense run: its utility minus `none`'s, paired by replicate (the same seed gives both
+    runs the same initial model, clients and batches), averaged over the replicates with a 95 %
+    t-interval over them (`accuracy_diff_mean`, `_low`, `_high`). Pairing removes what replicates
+    share, such as a seed whose clients make training slow for every defense, so it resolves
+    differences that the two settings' own intervals cannot. NaN with fewer than two shared
+    replicates, and for `none` itself."""
+    columns = ["defense", "accuracy_diff_mean", "accuracy_diff_low", "accuracy_diff_high"]
+    per_replicate = replicate_utility(accuracy).pivot(index="seed", columns="defense", values="window_mean")
+    if NO_DEFENSE not in per_replicate:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for defense in per_replicate.columns:
+        if defense == NO_DEFENSE:
+            continue
+        differences = (per_replicate[defense] - per_replicate[NO_DEFENSE]).dropna()  # replicates both ran
+        low, high = stats.t_interval(differences)
+        rows.append({"defense": defense, "accuracy_diff_mean": differences.mean() if len(differences) else np.nan,
+                     "accuracy_diff_low": low, "accuracy_diff_high": high})
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _quality(rows: pd.DataFrame) -> dict:
@@ -206,8 +230,8 @@ def mark_frontier(table: pd.DataFrame) -> pd.Series:
 def summary(metrics: pd.DataFrame, accuracy: pd.DataFrame, budget: pd.DataFrame | None = None,
             paired: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (defense setting, attack, round, uploads): attack quality with intervals, the paired
-    differences to `none`, budget limits, the setting's utility with its interval, and its
-    frontier verdict.
+    differences to `none`, budget limits, the setting's utility with its interval and its paired
+    difference to `none`'s (`accuracy_diff_*`), and its frontier verdict.
 
     `semantic_match` is the fraction of reconstructions the semantic reference assigns to their
     original's class; `label_accuracy` is empty for attacks given the labels; LPIPS is empty when
@@ -232,6 +256,7 @@ def summary(metrics: pd.DataFrame, accuracy: pd.DataFrame, budget: pd.DataFrame 
         if column not in table:
             table[column] = "" if column == "paired_reference" else np.nan
     table = table.merge(utility(accuracy), on="defense", how="left")
+    table = table.merge(paired_utility(accuracy), on="defense", how="left")
     if budget is not None and len(budget):
         table = table.merge(budget_limits(budget_summary(budget), table), on=CELL, how="left")
     table["frontier"] = mark_frontier(table)

@@ -78,16 +78,21 @@ def main_table(summary: pd.DataFrame, attacks: list[str]) -> str:
 
 
 def paired_table(summary: pd.DataFrame, attacks: list[str]) -> str:
-    """Per attack: mean PSNR difference to none on the same images [interval], share of images lower."""
+    """The accuracy difference to none paired by replicate [interval] (when the run has it), and per
+    attack the mean PSNR difference to none on the same images [interval], share of images lower."""
     summary = report.with_uploads(summary)
     columns = columns_of(summary, attacks)
-    header = ["defense"] + [_header("PSNR − none under", column, summary) for column in columns]
+    with_accuracy = "accuracy_diff_mean" in summary
+    header = (["defense"] + (["accuracy − none"] if with_accuracy else [])
+              + [_header("PSNR − none under", column, summary) for column in columns])
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for run in ordered_runs(summary):
         if run == report.NO_DEFENSE:
             continue
         rows = summary[summary["defense"] == run]
         cells = [run]
+        if with_accuracy:
+            cells.append("" if pd.isna(rows.iloc[0]["accuracy_diff_mean"]) else interval(rows.iloc[0], "accuracy_diff", 3))
         for column in columns:
             hit = _cell(rows, column)
             if hit.empty or pd.isna(hit.iloc[0].get("psnr_diff_mean")):

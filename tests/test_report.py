@@ -70,6 +70,32 @@ def test_utility_over_replicates_is_a_t_interval_of_their_window_means():
     assert row[report.UTILITY_REPLICATES] == 3 and row[report.UTILITY_INTERVAL] == "95% t-interval over 3 replicates"
 
 
+def test_accuracy_difference_to_none_is_paired_by_replicate():
+    from scipy import stats as scipy_stats
+
+    # replicates differ a lot (0.70 to 0.90), the defense costs 0.02 to 0.03 in each: its own
+    # interval overlaps none's, the paired difference resolves the cost
+    none_means, costs = [0.70, 0.90, 0.80], [0.02, 0.03, 0.025]
+    accuracy = pd.concat([accuracy_curves({"none": [mean] * 5, "dp": [mean - cost] * 5}, seed=seed)
+                          for seed, (mean, cost) in enumerate(zip(none_means, costs))])
+    own = report.utility(accuracy).set_index("defense")
+    assert own.loc["dp", report.UTILITY_HIGH] > own.loc["none", report.UTILITY_LOW]  # unpaired: overlapping
+    paired = report.paired_utility(accuracy).set_index("defense")
+    assert list(paired.index) == ["dp"]  # none has no difference to itself
+    differences = [-cost for cost in costs]
+    expected = scipy_stats.t.interval(0.95, 2, loc=np.mean(differences), scale=scipy_stats.sem(differences))
+    assert paired.loc["dp", "accuracy_diff_mean"] == pytest.approx(np.mean(differences))
+    assert (paired.loc["dp", "accuracy_diff_low"], paired.loc["dp", "accuracy_diff_high"]) == pytest.approx(expected)
+    assert paired.loc["dp", "accuracy_diff_high"] < 0  # the cost is beyond the noise
+
+    # a replicate only one of the two ran is left out of the pairing; one shared replicate has no interval
+    lone = pd.concat([accuracy_curves({"none": [0.8] * 5, "dp": [0.7] * 5}, seed=0),
+                      accuracy_curves({"dp": [0.9] * 5}, seed=1)])
+    row = report.paired_utility(lone).set_index("defense").loc["dp"]
+    assert row["accuracy_diff_mean"] == pytest.approx(-0.1) and np.isnan(row["accuracy_diff_low"])
+    assert report.paired_utility(accuracy_curves({"dp": [0.9] * 5})).empty  # no none to pair with
+
+
 def test_tables_carry_intervals_and_the_frontier_knows_its_noise():
     # "dp" leaks far less at a little less accuracy; "pruning" is beaten by dp on both axes but
     # only within noise; "mixup" is beaten by dp beyond every interval
