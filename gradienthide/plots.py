@@ -427,16 +427,10 @@ def budget_curves(curves: pd.DataFrame, summary: pd.DataFrame, path: str | Path,
                     end = line.iloc[-1]
                     axis.plot(end["iterations"], end["psnr_mean"], "*", markersize=9, color=colours[run],
                               markeredgecolor="black", markeredgewidth=0.5, zorder=5)
-            axis.set_xscale("log", base=2)
-            ticks = sorted(rows["iterations"].unique())
-            axis.set_xticks(ticks, [str(int(t)) for t in ticks], fontsize=6)
-            axis.minorticks_off()
             unit = "L-BFGS steps" if "steps" in context.budgets.get(attack, "") else "iterations"
-            title = f"{attack}" + (f", round {round_number}" if several_rounds else "")
-            axis.set_title(f"{title} ({context.budgets.get(attack, '')})", fontsize=8)
-            axis.set_xlabel(f"{unit} (log scale)", fontsize=7)
-            axis.set_ylabel("mean PSNR (dB)", fontsize=7)
-            axis.tick_params(axis="y", labelsize=7)
+            _psnr_against_log_x(axis, ticks=sorted(rows["iterations"].unique()), xlabel=unit,
+                                title=f"{attack}" + (f", round {round_number}" if several_rounds else ""),
+                                budget=context.budgets.get(attack, ""))
         handles = [Line2D([], [], color=colours[run], marker="o", markersize=3, label=_run_label(run, family_of[run]))
                    for run in order]
         handles.append(Line2D([], [], color="#555555", marker="*", markersize=8, linestyle="",
@@ -447,6 +441,18 @@ def budget_curves(curves: pd.DataFrame, summary: pd.DataFrame, path: str | Path,
         _header(figure, "Is the attack budget enough? PSNR at fractions of each attack's budget", context,
                 [attack for attack, _ in panels])
     _save(figure, path)
+
+
+def _psnr_against_log_x(axis, *, ticks, xlabel: str, title: str, budget: str) -> None:
+    """A panel of mean PSNR against a doubling quantity (iterations, batch size): log-2 x axis
+    ticked at the values drawn, the attack's budget in the title."""
+    axis.set_xscale("log", base=2)
+    axis.set_xticks(ticks, [f"{t:g}" for t in ticks], fontsize=6)
+    axis.minorticks_off()
+    axis.set_title(f"{title} ({budget})", fontsize=8)
+    axis.set_xlabel(f"{xlabel} (log scale)", fontsize=7)
+    axis.set_ylabel("mean PSNR (dB)", fontsize=7)
+    axis.tick_params(axis="y", labelsize=7)
 
 
 # --- PSNR by private batch size ------------------------------------------------------------------
@@ -485,16 +491,11 @@ def psnr_by_batch_size(summary: pd.DataFrame, path: str | Path, context: FigureC
                                   fmt="s" if deployed else "o", markersize=4 if deployed else 3, linewidth=1.0,
                                   color=colours[run], ecolor=colours[run], elinewidth=0.7, capsize=1.5,
                                   markerfacecolor="white" if deployed else colours[run], linestyle="" if deployed else "-")
-            axis.set_xscale("log", base=2)
             ticks = sorted(rows["private_batch"].dropna().unique()) or sizes
-            axis.set_xticks(ticks, [f"{t:g}" for t in ticks], fontsize=6)
+            _psnr_against_log_x(axis, ticks=ticks, xlabel="private batch size",
+                                title=f"{attack}" + (f", round {round_number}" if several_rounds else ""),
+                                budget=context.budgets.get(attack, ""))
             axis.set_xlim(min(ticks) / 1.6, max(ticks) * 1.6)
-            axis.minorticks_off()
-            title = f"{attack}" + (f", round {round_number}" if several_rounds else "")
-            axis.set_title(f"{title} ({context.budgets.get(attack, '')})", fontsize=8)
-            axis.set_xlabel("private batch size (log scale)", fontsize=7)
-            axis.set_ylabel("mean PSNR (dB)", fontsize=7)
-            axis.tick_params(axis="y", labelsize=7)
         handles = [Line2D([], [], color=colours[run], marker="o", markersize=3, label=_run_label(run, family_of[run]))
                    for run in order]
         if shown_deployed:
