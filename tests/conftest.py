@@ -82,6 +82,13 @@ def snakemake_executable() -> str:
     return str(candidate) if candidate.exists() else shutil.which("snakemake")
 
 
+def ig_only(config: dict) -> dict:
+    """`config` (not changed) with IG as its only attack and without the tiny config's privacy
+    probes, which name an attack left out: for tests that need the real uploads under IG alone."""
+    attack = {key: value for key, value in config["attack"].items() if key != "probes"}
+    return {**config, "attacks": {"ig": config["attacks"]["ig"]}, "attack": attack}
+
+
 def write_config(path: Path, config: dict) -> Path:
     path.write_text(yaml.safe_dump(copy.deepcopy(config), sort_keys=False))
     return path

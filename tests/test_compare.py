@@ -10,7 +10,7 @@ import tarfile
 import pandas as pd
 import pytest
 
-from conftest import copy_run, run_snakemake, write_config
+from conftest import copy_run, ig_only, run_snakemake, write_config
 from gradienthide import compare
 
 
@@ -73,7 +73,7 @@ def replicate_runs(tmp_path_factory, repo):
     with open(repo / "tests" / "configs" / "tiny.yaml") as handle:
         config = yaml.safe_load(handle)
     config["defenses"] = {"none": {}, "dp": {"sigma": 0.0001, "clip_norm": 1.0}}
-    config["attacks"] = {"ig": config["attacks"]["ig"]}
+    config = ig_only(config)
     config["metrics"] = {"lpips": False, "semantic_reference": "no_defense"}
     config["attack"]["shard_size"] = 2  # two attack jobs per replicate and defense: shards end to end
     runs = {}

@@ -200,12 +200,12 @@ def test_gradinversion_and_resnet18_pass_the_config_check(tiny_config):
 def test_a_normalised_model_runs_through_the_pipeline(repo, tmp_path, tiny_config):
     """Training records the dataset's channel statistics in the model; attack and evaluation
     jobs rebuild it (PRECODE's bottleneck included) from the saved files."""
-    from conftest import run_snakemake, write_config
+    from conftest import ig_only, run_snakemake, write_config
     from gradienthide import data
 
     tiny_config["model"] = {"arch": "convnet", "width": 4, "normalize": True}
     tiny_config["defenses"] = {"none": {}, "precode": tiny_config["defenses"]["precode"]}
-    tiny_config["attacks"] = {"ig": tiny_config["attacks"]["ig"]}
+    tiny_config = ig_only(tiny_config)
     tiny_config["metrics"]["lpips"] = False
     tiny_config["seeds"] = [1]  # one replicate is enough here; its files sit under seed1/
     run_snakemake(repo, tmp_path, write_config(tmp_path / "config.yaml", tiny_config))

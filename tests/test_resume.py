@@ -11,7 +11,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from conftest import result_digests, run_snakemake, snakemake_executable, write_config
+from conftest import ig_only, result_digests, run_snakemake, snakemake_executable, write_config
 
 pytestmark = pytest.mark.pipeline
 
@@ -29,8 +29,8 @@ def _attack_job_running(process: psutil.Process, for_seconds: float) -> bool:
 def test_a_run_killed_during_attacks_resumes_and_equals_an_uninterrupted_run(finished_run, repo, tmp_path):
     reference, _, config = finished_run
     # two defenses and one attack of the tiny config, everything else as in the finished run
-    config = {**config, "defenses": {"none": {}, "gradienthide": config["defenses"]["gradienthide"]},
-              "attacks": {"ig": config["attacks"]["ig"]}, "seeds": config["seeds"][:1]}
+    config = {**ig_only(config), "defenses": {"none": {}, "gradienthide": config["defenses"]["gradienthide"]},
+              "seeds": config["seeds"][:1]}
     config_file = write_config(tmp_path / "config.yaml", config)
     command = [snakemake_executable(), "--snakefile", str(repo / "Snakefile"), "--directory", str(tmp_path),
                "--configfile", str(config_file), "--cores", "2"]

@@ -8,7 +8,7 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import result_digests, snakemake_executable, write_config
+from conftest import ig_only, result_digests, snakemake_executable, write_config
 
 
 def _cluster_answers() -> bool:
@@ -41,8 +41,8 @@ def test_pipeline_runs_through_the_slurm_profile(tmp_path, repo, finished_run):
     replicate; every
     dump, reconstruction and per-shard metric equals the local run's bytes."""
     reference, _, config = finished_run
-    config = {**config, "defenses": {"none": {}, "gradienthide": config["defenses"]["gradienthide"]},
-              "attacks": {"ig": config["attacks"]["ig"]}, "seeds": config["seeds"][:1]}
+    config = {**ig_only(config), "defenses": {"none": {}, "gradienthide": config["defenses"]["gradienthide"]},
+              "seeds": config["seeds"][:1]}
     config_file = write_config(tmp_path / "config.yaml", config)
     environment = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "user-config")}
     subprocess.run(["bash", str(repo / "scripts" / "install-profile.sh")], env=environment, check=True)
