@@ -613,13 +613,22 @@ def _draw_block(subfigure, block: ReconstructionBlock, context: FigureContext, c
                        f"{context.budgets.get(block.attack, '')}", fontsize=8, y=1 - 0.06 / height, va="top")
 
 
-def reconstruction_grid(originals: torch.Tensor, reconstructions: torch.Tensor, path: str | Path, title: str) -> None:
-    """Originals on the top row, the reconstruction matched to each one below it (one attack job)."""
+def reconstruction_grid(originals: torch.Tensor, reconstructions: torch.Tensor, path: str | Path, title: str,
+                        *, original_captions: list[str] | None = None,
+                        reconstruction_captions: list[str] | None = None) -> None:
+    """Originals on the top row, the reconstruction matched to each one below it (one attack job);
+    each image captioned underneath when captions are given (class names, PSNR)."""
     columns = len(originals)
-    figure, axes = plt.subplots(2, 1, figsize=(max(3, 0.6 * columns), 2.8))
-    for axis, images, name in zip(axes, (originals, reconstructions), ("original", "reconstruction")):
+    figure, axes = plt.subplots(2, 1, figsize=(max(3, 0.75 * columns), 3.2))
+    pitch = originals.shape[-1] + 1  # an image and its one-pixel frame in the strip
+    for axis, images, name, captions in zip(axes, (originals, reconstructions), ("original", "reconstruction"),
+                                            (original_captions, reconstruction_captions)):
         _show(axis, _strip(images))
         axis.set_ylabel(name, fontsize=8)
+        if captions:
+            axis.set_xticks([1 + index * pitch + (pitch - 1) / 2 for index in range(len(captions))], captions,
+                            fontsize=6, rotation=45 if max(map(len, captions)) > 6 else 0)
+            axis.tick_params(axis="x", length=0, pad=2)
     figure.suptitle(title, fontsize=9)
     _save(figure, path)
 

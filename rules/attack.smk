@@ -41,7 +41,7 @@ rule evaluate:
         private=uploads_input("private"),
         # the semantic reference: the no-defense run's final model, or CLIP with the class names
         reference_model=SEMANTIC_REFERENCE_MODEL,
-        dataset=DATASET if METRICS["semantic_reference"] == "clip" else [],
+        dataset=DATASET,  # class names: the grid's captions, and the CLIP reference's classes
         clip_files=CLIP_FILES if METRICS["semantic_reference"] == "clip" else [],
         lpips_backbone=LPIPS_BACKBONE,
         # the recorded draws score an attack that estimates them (evaluation only, never the attack job)

@@ -236,3 +236,31 @@ def test_probe_uploads_are_dumped_attacked_and_evaluated_per_batch_size(finished
     assert rows.loc[rows["defense"] != "none", "psnr_diff_mean"].notna().all()  # paired with none's probes
     assert set(rows["frontier"]) <= {"dominated", "frontier", "undecided"}
     assert (results / "report" / "psnr_by_batch_size.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_shard_grid_captions_originals_with_class_names_and_reconstructions_with_psnr(finished_run, tmp_path,
+                                                                                     monkeypatch):
+    from gradienthide import plots
+    from gradienthide.config import resolve_metrics, validate_config
+    from gradienthide.stages.evaluate import evaluate_shard
+
+    workdir, _, config = finished_run
+    results = workdir / "results"
+    validated = validate_config(copy.deepcopy(config))
+    drawn = {}
+    draw = plots.reconstruction_grid
+    monkeypatch.setattr(plots, "reconstruction_grid", lambda *args, **kwargs: (drawn.update(kwargs), draw(*args, **kwargs)))
+    shard = results / "attack" / "none" / "ig" / "seed0" / "round2" / "deployed" / "shard0"
+    evaluate_shard(reconstructions=str(shard / "reconstructions.safetensors"),
+                   private=str(results / "train" / "none" / "seed0" / "round2" / "private.safetensors"),
+                   identity={"defense": "none", "attack": "ig", "seed": 0, "round": 2, "uploads": "deployed", "shard": 0},
+                   metrics=str(tmp_path / "metrics.parquet"), budget=str(tmp_path / "budget.parquet"),
+                   grid=str(tmp_path / "grid.png"), metric_settings={**resolve_metrics(validated), "lpips": False},
+                   model_config=validated["model"], clip=validated["labels"]["clip"],
+                   reference_model=str(results / "train" / "none" / "seed0" / "final_model.safetensors"),
+                   dataset=str(results / "data" / "dataset.safetensors"))
+    scored = artifacts.load_table(tmp_path / "metrics.parquet")
+    class_names = artifacts.load_json_metadata(results / "data" / "dataset.safetensors", "class_names")
+    assert drawn["original_captions"] == [class_names[label] for label in scored["label"]]
+    assert drawn["reconstruction_captions"] == [f"{value:.1f} dB" for value in scored["psnr"]]
+    assert (tmp_path / "grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

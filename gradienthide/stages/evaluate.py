@@ -98,4 +98,10 @@ def evaluate_shard(*, reconstructions, private, identity: dict, metrics, budget,
     title = (f"{identity['defense']} / {identity['attack']} / seed {identity.get('seed', '-')} / round {identity['round']} / "
              f"{'' if uploads == 'deployed' else uploads + ' / '}shard {identity['shard']}: "
              f"mean PSNR {result['psnr'].mean():.2f} dB")
-    plots.reconstruction_grid(torch.cat(shown_originals), torch.cat(shown_reconstructions), grid, title)
+    class_names = artifacts.load_json_metadata(dataset, "class_names") if dataset else None
+    labels = result["label"].tolist()
+    plots.reconstruction_grid(
+        torch.cat(shown_originals), torch.cat(shown_reconstructions), grid, title,
+        original_captions=[class_names[label] if class_names and 0 <= label < len(class_names) else f"label {label}"
+                           for label in labels],
+        reconstruction_captions=[f"{value:.1f} dB" for value in result["psnr"]])
