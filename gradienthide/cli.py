@@ -25,7 +25,12 @@ def _compare(args, rest: list[str]) -> int:
 def _table(args) -> int:
     from gradienthide import tables
 
-    print(tables.render(report_dir=args.report_dir, attacks=args.attacks, tables=args.tables))
+    try:
+        print(tables.render(report_dir=args.report_dir, attacks=args.attacks, tables=args.tables, rounds=args.rounds,
+                            uploads=args.uploads))
+    except ValueError as error:
+        print(f"gradienthide table: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -88,6 +93,10 @@ def parser() -> argparse.ArgumentParser:
                        help="the run's report directory (default results/report)")
     table.add_argument("--attacks", nargs="*", default=None, help="attack columns, in order (default: all)")
     table.add_argument("--tables", nargs="*", default=["main", "paired", "budget"], choices=["main", "paired", "budget"])
+    table.add_argument("--rounds", nargs="*", type=int, default=None,
+                       help="only these attacked rounds' columns (default: every round)")
+    table.add_argument("--uploads", nargs="*", default=None,
+                       help="only these uploads' columns: deployed, or a probe's batch<b> (default: all)")
     table.set_defaults(run=_table)
 
     fetch = sub.add_parser("fetch-clip", help="download CLIP weights into a cache directory (needs internet)",

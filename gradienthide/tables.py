@@ -1,6 +1,7 @@
 """Print a run's results as the Markdown tables docs/results.md quotes, every number with its interval.
 
 Usage: gradienthide table [results/report] [--attacks ig dlg ...] [--tables main paired budget]
+                          [--rounds 1 300] [--uploads batch1 batch4]
 
 Reads summary.csv; a column per attack, round and attacked uploads (the real ones, or a privacy
 probe's batch size), the last two named when a run has several. `main`: one row per defense setting with utility (mean over replicates, 95 %
@@ -119,9 +120,20 @@ def budget_lines(summary: pd.DataFrame) -> str:
 TABLES = ("main", "paired", "budget")
 
 
-def render(*, report_dir: str | Path, attacks: list[str] | None = None, tables: list[str] = TABLES) -> str:
-    """The header line and the chosen `tables` of the run whose report is in `report_dir`."""
+def render(*, report_dir: str | Path, attacks: list[str] | None = None, tables: list[str] = TABLES,
+           rounds: list[int] | None = None, uploads: list[str] | None = None) -> str:
+    """The header line and the chosen `tables` of the run whose report is in `report_dir`, its
+    columns cut to the given attacked `rounds` and `uploads` (`deployed`, `batch4`, ...) if given."""
     summary = report.with_uploads(pd.read_csv(Path(report_dir) / "summary.csv"))
+    for key, chosen in (("round", rounds), ("uploads", uploads)):
+        if chosen:
+            missing = sorted(set(map(str, chosen)) - set(summary[key].astype(str)))
+            if missing:
+                raise ValueError(f"--{key}s {' '.join(missing)}: not in {Path(report_dir) / 'summary.csv'} "
+                                 f"(it has {', '.join(map(str, sorted(summary[key].unique(), key=lambda v: report.natural_key(str(v)))))})")
+            summary = summary[summary[key].astype(str).isin(set(map(str, chosen)))]
+    scope = ([f"round {', '.join(map(str, rounds))}"] if rounds else []) + (
+        [f"uploads {', '.join(uploads)}"] if uploads else [])
     attacks = attacks or list(dict.fromkeys(summary["attack"]))
     labeler = summary["public_labeler"].dropna().iloc[0] if "public_labeler" in summary else "n/a"
     accuracy = summary["public_labeler_accuracy"].dropna() if "public_labeler_accuracy" in summary else pd.Series()
@@ -129,7 +141,7 @@ def render(*, report_dir: str | Path, attacks: list[str] | None = None, tables: 
     header = (f"public labels: {labeler}{note}; replicates: {int(summary['replicates'].max())}; images per cell: "
               f"{int(summary['images'].max())}; accuracy interval: {summary[report.UTILITY_INTERVAL].iloc[0]}; "
               "PSNR interval: 95% bootstrap over replicates and the images within them; (u) undecided, (d) dominated "
-              "on the privacy-utility frontier\n")
+              "on the privacy-utility frontier" + (f"; {'; '.join(scope)}" if scope else "") + "\n")
     printers = {"main": lambda: main_table(summary, attacks), "paired": lambda: paired_table(summary, attacks),
                 "budget": lambda: budget_lines(summary)}
     return header + "\n" + "\n\n".join(printers[name]() for name in tables)

@@ -116,3 +116,18 @@ def test_table_gives_each_probe_batch_size_its_column(tmp_path, capsys):
     assert ("| defense | accuracy | PSNR / SSIM under ig (deployed) | PSNR / SSIM under ig (batch of 1) "
             "| PSNR / SSIM under ig (batch of 16) |") in out
     assert "| none | 0.900 [0.880, 0.920] | 18.0 [17.0, 19.0] / 0.45 | 22.0 [21.0, 23.0] / 0.55 | 16.0" in out
+
+
+def test_table_cuts_its_columns_to_the_chosen_rounds_and_uploads(tmp_path, capsys):
+    rows = [{**_summary_row(run, psnr + shift + round_number / 100, diff), "uploads": uploads, "round": round_number}
+            for round_number in (1, 300) for uploads, shift in (("batch1", 4.0), ("batch16", -2.0))
+            for run, psnr, diff in (("none", 18.0, None), ("dp-sigma0.1", 12.0, -6.0))]
+    pd.DataFrame(rows).to_csv(tmp_path / "summary.csv", index=False)
+    assert cli.main(["table", str(tmp_path), "--tables", "main", "--rounds", "300", "--uploads", "batch1"]) == 0
+    out = capsys.readouterr().out
+    assert "; round 300; uploads batch1\n" in out.splitlines(keepends=True)[0]
+    assert "| defense | accuracy | PSNR / SSIM under ig |" in out  # one column left, so no round or batch in it
+    assert "| none | 0.900 [0.880, 0.920] | 25.0 [24.0, 26.0] / 0.62 |" in out
+    assert cli.main(["table", str(tmp_path), "--rounds", "2"]) == 2
+    error = capsys.readouterr().err
+    assert "--rounds 2: not in" in error and "summary.csv (it has 1, 300)" in error
