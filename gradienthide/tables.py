@@ -135,7 +135,9 @@ def render(*, report_dir: str | Path, attacks: list[str] | None = None, tables: 
     scope = ([f"round {', '.join(map(str, rounds))}"] if rounds else []) + (
         [f"uploads {', '.join(uploads)}"] if uploads else [])
     attacks = attacks or list(dict.fromkeys(summary["attack"]))
-    labeler = summary["public_labeler"].dropna().iloc[0] if "public_labeler" in summary else "n/a"
+    # a run without public data (no gradienthide setting) has no labeler
+    labelers = summary["public_labeler"].dropna() if "public_labeler" in summary else pd.Series(dtype=object)
+    labeler = labelers.iloc[0] if len(labelers) else "n/a"
     accuracy = summary["public_labeler_accuracy"].dropna() if "public_labeler_accuracy" in summary else pd.Series()
     note = f" (accuracy {100 * accuracy.iloc[0]:.1f}%)" if len(accuracy) else ""
     header = (f"public labels: {labeler}{note}; replicates: {int(summary['replicates'].max())}; images per cell: "

@@ -131,3 +131,10 @@ def test_table_cuts_its_columns_to_the_chosen_rounds_and_uploads(tmp_path, capsy
     assert cli.main(["table", str(tmp_path), "--rounds", "2"]) == 2
     error = capsys.readouterr().err
     assert "--rounds 2: not in" in error and "summary.csv (it has 1, 300)" in error
+
+
+def test_table_of_a_run_without_public_labels_says_so(tmp_path, capsys):
+    # a run of `none` alone: the report's labeler column is empty
+    pd.DataFrame([{**_summary_row("none", 18.0), "public_labeler": None}]).to_csv(tmp_path / "summary.csv", index=False)
+    assert cli.main(["table", str(tmp_path), "--tables", "main"]) == 0
+    assert capsys.readouterr().out.startswith("public labels: n/a; replicates: 2")
