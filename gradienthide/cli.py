@@ -92,7 +92,8 @@ def parser() -> argparse.ArgumentParser:
     table.add_argument("report_dir", nargs="?", default="results/report",
                        help="the run's report directory (default results/report)")
     table.add_argument("--attacks", nargs="*", default=None, help="attack columns, in order (default: all)")
-    table.add_argument("--tables", nargs="*", default=["main", "paired", "budget"], choices=["main", "paired", "budget"])
+    table.add_argument("--tables", nargs="*", default=["main", "paired", "budget"],
+                       choices=["main", "paired", "utility", "budget"])
     table.add_argument("--rounds", nargs="*", type=int, default=None,
                        help="only these attacked rounds' columns (default: every round)")
     table.add_argument("--uploads", nargs="*", default=None,

@@ -120,6 +120,27 @@ def paired_utility(accuracy: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def plateau(accuracy: pd.DataFrame) -> pd.DataFrame:
+    """Per defense run: whether training had flattened. Each replicate's utility window minus the
+    mean over the window of as many rounds just before it, averaged over replicates with a 95 %
+    t-interval over them (`accuracy_window_gain_mean`, `_low`, `_high`): an interval around 0
+    says the last rounds no longer raised accuracy beyond the noise. NaN when a run has fewer
+    than two windows of rounds, and the interval with one replicate."""
+    columns = ["defense", "accuracy_window_gain_mean", "accuracy_window_gain_low", "accuracy_window_gain_high"]
+    rows = []
+    for defense, runs in _with_seed(accuracy).groupby("defense", sort=False):
+        gains = []
+        for _, curve in runs.groupby("seed"):
+            values = curve.sort_values("round")["test_accuracy"].to_numpy()
+            window = utility_window(len(values))
+            if len(values) >= 2 * window:
+                gains.append(values[-window:].mean() - values[-2 * window:-window].mean())
+        low, high = stats.t_interval(pd.Series(gains, dtype=float))
+        rows.append({"defense": defense, "accuracy_window_gain_mean": np.mean(gains) if gains else np.nan,
+                     "accuracy_window_gain_low": low, "accuracy_window_gain_high": high})
+    return pd.DataFrame(rows, columns=columns)
+
+
 def _quality(rows: pd.DataFrame) -> dict:
     """Means of a cell's per-image metrics, with bootstrap intervals over replicates and the images within them."""
     result = {"replicates": rows["seed"].nunique(), "images": len(rows),
@@ -257,6 +278,7 @@ def summary(metrics: pd.DataFrame, accuracy: pd.DataFrame, budget: pd.DataFrame 
             table[column] = "" if column == "paired_reference" else np.nan
     table = table.merge(utility(accuracy), on="defense", how="left")
     table = table.merge(paired_utility(accuracy), on="defense", how="left")
+    table = table.merge(plateau(accuracy), on="defense", how="left")
     if budget is not None and len(budget):
         table = table.merge(budget_limits(budget_summary(budget), table), on=CELL, how="left")
     table["frontier"] = mark_frontier(table)

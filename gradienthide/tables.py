@@ -1,6 +1,6 @@
 """Print a run's results as the Markdown tables docs/results.md quotes, every number with its interval.
 
-Usage: gradienthide table [results/report] [--attacks ig dlg ...] [--tables main paired budget]
+Usage: gradienthide table [results/report] [--attacks ig dlg ...] [--tables main paired utility budget]
                           [--rounds 1 300] [--uploads batch1 batch4]
 
 Reads summary.csv; a column per attack, round and attacked uploads (the real ones, or a privacy
@@ -8,7 +8,9 @@ probe's batch size), the last two named when a run has several. `main`: one row 
 t-interval, or the utility window's spread with one replicate) and mean PSNR [95 % bootstrap
 interval] / SSIM under each attack, with the frontier verdict and, for attacks that estimate
 GradientHide's public draws, their draw recall. `paired`: each setting's mean PSNR difference to
-`none` on the same images [interval] and the share of images where it is lower. `budget`: the
+`none` on the same images [interval] and the share of images where it is lower. `utility`: accuracy,
+its difference to `none` paired by replicate, and the last window's gain over the one before
+(whether training had reached a plateau). `budget`: the
 cells whose PSNR still rose beyond its interval over the last doubling of the budget.
 """
 
@@ -105,6 +107,21 @@ def paired_table(summary: pd.DataFrame, attacks: list[str]) -> str:
     return "\n".join(lines)
 
 
+def utility_table(summary: pd.DataFrame) -> str:
+    """Per defense setting: its accuracy, the difference to none paired by replicate, and whether
+    training had flattened: the utility window's gain over the window before it [interval]."""
+    header = ["defense", "accuracy", "accuracy − none", "gain over the window before (plateau if 0 is inside)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for run in ordered_runs(summary):
+        row = summary[summary["defense"] == run].iloc[0]
+        cells = [run, interval(row, "accuracy", 3)]
+        for prefix in ("accuracy_diff", "accuracy_window_gain"):
+            known = f"{prefix}_mean" in row and pd.notna(row[f"{prefix}_mean"])
+            cells.append(interval(row, prefix, 3) if known else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def budget_lines(summary: pd.DataFrame) -> str:
     if "budget_limited" not in summary:
         return "no budget checkpoints in this run"
@@ -117,7 +134,7 @@ def budget_lines(summary: pd.DataFrame) -> str:
     return f"budget-limited cells ({len(items)} of {len(summary)}): " + "; ".join(items)
 
 
-TABLES = ("main", "paired", "budget")
+TABLES = ("main", "paired", "utility", "budget")
 
 
 def render(*, report_dir: str | Path, attacks: list[str] | None = None, tables: list[str] = TABLES,
@@ -145,5 +162,5 @@ def render(*, report_dir: str | Path, attacks: list[str] | None = None, tables: 
               "PSNR interval: 95% bootstrap over replicates and the images within them; (u) undecided, (d) dominated "
               "on the privacy-utility frontier" + (f"; {'; '.join(scope)}" if scope else "") + "\n")
     printers = {"main": lambda: main_table(summary, attacks), "paired": lambda: paired_table(summary, attacks),
-                "budget": lambda: budget_lines(summary)}
+                "utility": lambda: utility_table(summary), "budget": lambda: budget_lines(summary)}
     return header + "\n" + "\n\n".join(printers[name]() for name in tables)

@@ -138,3 +138,15 @@ def test_table_of_a_run_without_public_labels_says_so(tmp_path, capsys):
     pd.DataFrame([{**_summary_row("none", 18.0), "public_labeler": None}]).to_csv(tmp_path / "summary.csv", index=False)
     assert cli.main(["table", str(tmp_path), "--tables", "main"]) == 0
     assert capsys.readouterr().out.startswith("public labels: n/a; replicates: 2")
+
+
+def test_utility_table_says_whether_training_had_flattened(tmp_path, capsys):
+    rows = [_summary_row("none", 18.0), _summary_row("dp-sigma0.1", 12.0, -6.0)]
+    rows[0] |= {"accuracy_window_gain_mean": 0.004, "accuracy_window_gain_low": -0.003, "accuracy_window_gain_high": 0.011}
+    rows[1] |= {"accuracy_diff_mean": -0.021, "accuracy_diff_low": -0.035, "accuracy_diff_high": -0.007,
+                "accuracy_window_gain_mean": 0.03, "accuracy_window_gain_low": 0.02, "accuracy_window_gain_high": 0.04}
+    pd.DataFrame(rows).to_csv(tmp_path / "summary.csv", index=False)
+    assert cli.main(["table", str(tmp_path), "--tables", "utility"]) == 0
+    out = capsys.readouterr().out
+    assert "| none | 0.900 [0.880, 0.920] |  | 0.004 [-0.003, 0.011] |" in out
+    assert "| dp-sigma0.1 | 0.900 [0.880, 0.920] | -0.021 [-0.035, -0.007] | 0.030 [0.020, 0.040] |" in out

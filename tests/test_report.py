@@ -96,6 +96,26 @@ def test_accuracy_difference_to_none_is_paired_by_replicate():
     assert report.paired_utility(accuracy_curves({"dp": [0.9] * 5})).empty  # no none to pair with
 
 
+def test_plateau_is_the_utility_windows_gain_over_the_window_before_it():
+    from scipy import stats as scipy_stats
+
+    # 60 rounds: windows of 6; "none" still climbs by 0.05 a window, "dp" is flat but noisy
+    gains = [0.05, 0.04, 0.06]
+    accuracy = pd.concat([accuracy_curves({"none": [0.3] * 48 + [0.5] * 6 + [0.5 + gain] * 6,
+                                           "dp": [0.4] * 48 + [0.6 + 0.01 * seed] * 6 + [0.6] * 6}, seed=seed)
+                          for seed, gain in enumerate(gains)])
+    flat = report.plateau(accuracy).set_index("defense")
+    expected = scipy_stats.t.interval(0.95, 2, loc=np.mean(gains), scale=scipy_stats.sem(gains))
+    assert flat.loc["none", "accuracy_window_gain_mean"] == pytest.approx(np.mean(gains))
+    assert (flat.loc["none", "accuracy_window_gain_low"], flat.loc["none", "accuracy_window_gain_high"]) == \
+        pytest.approx(expected)
+    assert flat.loc["none", "accuracy_window_gain_low"] > 0  # still rising beyond the noise
+    assert flat.loc["dp", "accuracy_window_gain_low"] < 0 < flat.loc["dp", "accuracy_window_gain_high"]  # flat
+    # too few rounds for two windows: no answer rather than a made-up one
+    short = report.plateau(accuracy_curves({"none": [0.5] * 8})).set_index("defense")
+    assert np.isnan(short.loc["none", "accuracy_window_gain_mean"])
+
+
 def test_tables_carry_intervals_and_the_frontier_knows_its_noise():
     # "dp" leaks far less at a little less accuracy; "pruning" is beaten by dp on both axes but
     # only within noise; "mixup" is beaten by dp beyond every interval
