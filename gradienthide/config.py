@@ -177,7 +177,12 @@ def _probe_problems(config: dict) -> list[str]:
         problems.append(f"attack.probes.batch_sizes: {sorted(b for b in probes['batch_sizes'] if b < 2)} below 2, but "
                         f"{', '.join(f'defenses.{name}' for name in mixing)} mixes the images of a batch and needs at "
                         "least 2; probe batch sizes of 2 or more, or drop that defense")
-    if probes["uploads"] > training["clients_per_round"]:
+    if not isinstance(probes["uploads"], int) and len(probes["uploads"]) != len(probes["batch_sizes"]):
+        problems.append(f"attack.probes.uploads: {probes['uploads']} has {len(probes['uploads'])} counts but "
+                        f"attack.probes.batch_sizes {probes['batch_sizes']} has {len(probes['batch_sizes'])} sizes; "
+                        "give one count per batch size, or a single count for all")
+        return problems
+    if max(probe_upload_counts(probes).values()) > training["clients_per_round"]:
         problems.append(f"attack.probes.uploads={probes['uploads']} exceeds training.clients_per_round="
                         f"{training['clients_per_round']} (each probe upload is made by one of the round's sampled "
                         "clients); lower it")
@@ -533,10 +538,21 @@ def attacked_uploads_of(config: dict, attack: str) -> list[str]:
             if uploads == DEPLOYED or probes.get("attacks") is None or attack in probes["attacks"]]
 
 
+def probe_upload_counts(probes: dict) -> dict[int, int]:
+    """Probe uploads per private batch size: attack.probes.uploads, one count for all batch
+    sizes or a list aligned with attack.probes.batch_sizes."""
+    counts = probes["uploads"]
+    if isinstance(counts, int):
+        return {size: counts for size in probes["batch_sizes"]}
+    return dict(zip(probes["batch_sizes"], counts))
+
+
 def uploads_count(config: dict, uploads: str = DEPLOYED) -> int:
     """How many uploads of a round are attacked: attack.clients_per_round real ones, or
-    attack.probes.uploads probe uploads per batch size."""
-    return config["attack"]["clients_per_round"] if uploads == DEPLOYED else config["attack"]["probes"]["uploads"]
+    attack.probes.uploads probe uploads of that batch size."""
+    if uploads == DEPLOYED:
+        return config["attack"]["clients_per_round"]
+    return probe_upload_counts(config["attack"]["probes"])[int(uploads.removeprefix("batch"))]
 
 
 def shard_count(config: dict, uploads: str = DEPLOYED) -> int:

@@ -55,20 +55,23 @@ class AttackedRound:
 @dataclass(frozen=True)
 class ProbeSettings:
     """Privacy probes (attack.probes): at each attacked round, for each private batch size b,
-    the round's first `uploads` sampled clients each compute one more upload from the global
+    the round's first `uploads` (b's count) sampled clients each compute one more upload from the global
     model they received, under the defense and the round's protocol with batch_size b and
     `local_steps` steps. They are kept apart and never aggregated: training is unchanged."""
 
     batch_sizes: tuple[int, ...] = ()
     local_steps: int = 1
-    uploads: int = 0
+    uploads: tuple[int, ...] = ()  # per batch size
 
     @classmethod
     def from_config(cls, probes: dict | None) -> "ProbeSettings":
         if not probes:
             return cls()
+        from gradienthide.config import probe_upload_counts
+
+        counts = probe_upload_counts(probes)
         return cls(batch_sizes=tuple(probes["batch_sizes"]), local_steps=probes["local_steps"],
-                   uploads=probes["uploads"])
+                   uploads=tuple(counts[size] for size in probes["batch_sizes"]))
 
     def protocol_for(self, round_protocol: ClientProtocol, batch_size: int) -> ClientProtocol:
         return replace(round_protocol, batch_size=batch_size, local_steps=self.local_steps, local_epochs=None)
@@ -264,14 +267,14 @@ def run_federated(
         if round_number in settings.attack_rounds:
             attacked[round_number] = AttackedRound(
                 round_number, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, round_protocol)
-            for batch_size in probes.batch_sizes:
+            for batch_size, count in zip(probes.batch_sizes, probes.uploads):
                 probe_protocol = probes.protocol_for(round_protocol, batch_size)
                 attacked[round_number].probes[batch_size] = AttackedRound(
                     round_number, attacked[round_number].global_state, probe_protocol,
                     [probe_upload(model, int(client), *client_data[int(client)], defense=defense,
                                   protocol=probe_protocol, seed=seed, round_number=round_number, position=position,
                                   public_data=public_data)
-                     for position, client in enumerate(chosen[: probes.uploads])])
+                     for position, client in enumerate(chosen[:count])])
         weighted_updates = []
         client_buffers: dict[str, list[tuple[torch.Tensor, float]]] = {}
         total_weight = sum(weights[int(c)] for c in chosen)

@@ -123,6 +123,9 @@ CONFIG_CASES = [
     ("probe_uploads_above_clients_per_round", [("attack.probes", {"batch_sizes": [2], "uploads": 4}),
                                                ("data.num_clients", 5)],
      r"attack\.probes\.uploads=4 exceeds training\.clients_per_round=3"),
+    ("probe_uploads_not_one_per_batch_size", [("attack.probes", {"batch_sizes": [2, 4], "uploads": [2, 1, 1]})],
+     (r"attack\.probes\.uploads: \[2, 1, 1\] has 3 counts but attack\.probes\.batch_sizes \[2, 4\] has 2 sizes; "
+      r"give one count per batch size, or a single count for all")),
     ("nothing_attacked", [("attack.deployed", False), ("attack.probes", _DROP)],
      r"attack\.deployed: false attacks no upload at all without attack\.probes"),
     ("probe_attack_not_configured", [("attack.probes", {"batch_sizes": [2], "attacks": ["ig", "gradinversion"]})],

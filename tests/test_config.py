@@ -137,3 +137,15 @@ def test_probes_default_to_as_many_uploads_as_the_real_ones_and_shard_alike(tiny
     config["attack"]["probes"]["attacks"] = ["ig"]
     assert attacked_uploads_of(config, "ig") == ["deployed", "batch2", "batch4"]
     assert attacked_uploads_of(config, "dlg") == ["deployed"]
+
+
+def test_probe_uploads_can_differ_by_batch_size(tiny_config):
+    # fewer uploads where each holds more images: [2, 4] probed with 3 and 1 uploads
+    tiny_config["attack"] = {"clients_per_round": 3, "shard_size": 2,
+                             "probes": {"batch_sizes": [2, 4], "uploads": [3, 1]}}
+    config = validate_config(tiny_config)
+    assert shard_count(config, "batch2") == 2 and shard_positions(config, 1, "batch2") == [2]
+    assert shard_count(config, "batch4") == 1 and shard_positions(config, 0, "batch4") == [0]
+    from gradienthide.fl import ProbeSettings
+
+    assert ProbeSettings.from_config(config["attack"]["probes"]).uploads == (3, 1)

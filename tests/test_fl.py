@@ -90,7 +90,7 @@ def _probed(defense, probes, seed=0):
     torch.manual_seed(seed)
     return run_federated(defense.adapt_model(ConvNet(1, 10, 8, width=4)), clients, test, defense=defense, protocol=protocol,
                          settings=rounds, seed=seed, public_data=public, progress=False,
-                         probes=ProbeSettings(**probes) if probes else None)
+                         probes=ProbeSettings.from_config(probes))
 
 
 def _same_tensors(a: dict, b: dict) -> bool:
@@ -135,3 +135,11 @@ def test_probe_uploads_follow_the_probe_protocol_on_the_same_images_across_defen
     torch.nn.functional.cross_entropy(model(upload.images), upload.labels).backward()
     for name, parameter in model.named_parameters():
         assert torch.allclose(upload.update[name], -0.1 * parameter.grad, atol=1e-6)
+
+
+def test_probe_upload_counts_follow_their_batch_size():
+    probed = _probed(make_defense("none"), {"batch_sizes": (1, 4), "local_steps": 1, "uploads": [2, 1]})
+    for round_number in (1, 3):
+        attacked = probed.attacked_rounds[round_number]
+        assert [u.client for u in attacked.probes[1].uploads] == [u.client for u in attacked.uploads[:2]]
+        assert [u.client for u in attacked.probes[4].uploads] == [attacked.uploads[0].client]
