@@ -3,9 +3,11 @@
 Reads every `*.tsv` under the run's benchmarks directory (results/benchmarks/ and its
 subdirectories; the rule is the first directory below it, or the file's name for rules
 benchmarked at the top level) and prints, per rule: jobs, total and mean wall seconds,
-CPU seconds (user + system, Snakemake's `cpu_time`) and the largest max RSS.
+CPU seconds (user + system, Snakemake's `cpu_time`) and the largest max RSS. With `--split`,
+attack jobs are broken down by attack (`attack: ig`) and training jobs by defense setting
+(`train: soteria`), to see which of them a run's time goes to.
 
-Usage: .venv/bin/python bench/rule_times.py [results/benchmarks] [--markdown]
+Usage: .venv/bin/python bench/rule_times.py [results/benchmarks] [--markdown] [--split]
 """
 
 from __future__ import annotations
@@ -17,12 +19,20 @@ from pathlib import Path
 import pandas as pd
 
 
-def rule_of(path: Path, root: Path) -> str:
+# where the breakdown of `--split` sits in a job's benchmark path below its rule's directory:
+# attack/<defense>/<attack>/seed<s>/..., train/<defense>/seed<s>.tsv
+SPLIT_LEVEL = {"attack": 2, "train": 1}
+
+
+def rule_of(path: Path, root: Path, split: bool = False) -> str:
     parts = path.relative_to(root).parts
-    return parts[0] if len(parts) > 1 else path.stem
+    if len(parts) == 1:
+        return path.stem
+    level = SPLIT_LEVEL.get(parts[0]) if split else None
+    return f"{parts[0]}: {parts[level]}" if level is not None and len(parts) > level + 1 else parts[0]
 
 
-def load_benchmarks(root: Path) -> pd.DataFrame:
+def load_benchmarks(root: Path, split: bool = False) -> pd.DataFrame:
     """One row per benchmarked job (the last measurement when a job was repeated)."""
     files = sorted(root.rglob("*.tsv"))
     if not files:
@@ -33,7 +43,7 @@ def load_benchmarks(root: Path) -> pd.DataFrame:
         if table.empty or "s" not in table:
             raise ValueError(f"{path}: not a Snakemake benchmark file (no 's' column)")
         last = table.iloc[-1]
-        rows.append({"rule": rule_of(path, root), "wall_s": float(last["s"]),
+        rows.append({"rule": rule_of(path, root, split), "wall_s": float(last["s"]),
                      "cpu_s": float(last["cpu_time"]) if "cpu_time" in table else float("nan"),
                      "max_rss_mb": pd.to_numeric(last.get("max_rss"), errors="coerce")})
     return pd.DataFrame(rows)
@@ -54,8 +64,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("benchmarks", nargs="?", type=Path, default=Path("results/benchmarks"))
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table (for bench/README.md)")
+    parser.add_argument("--split", action="store_true",
+                        help="attack jobs by attack, training jobs by defense setting")
     args = parser.parse_args(argv)
-    table = rule_table(load_benchmarks(args.benchmarks))
+    table = rule_table(load_benchmarks(args.benchmarks, split=args.split))
     print(table.to_markdown() if args.markdown else table.to_string())
 
 
