@@ -527,10 +527,13 @@ class ReconstructionBlock:
     class_names: list[str] | None = None  # the dataset's, by label; None: images are captioned `label <n>`
 
     def captions(self) -> list[str]:
-        if self.class_names:
-            return [self.class_names[label] if 0 <= label < len(self.class_names) else f"label {label}"
-                    for label in self.labels]
-        return [f"label {label}" for label in self.labels]
+        return class_captions(self.labels, self.class_names)
+
+
+def class_captions(labels: list[int], class_names: list[str] | None) -> list[str]:
+    """Each label's class name, or `label <n>` without names (or for a label beyond them)."""
+    return [class_names[label] if class_names and 0 <= label < len(class_names) else f"label {label}"
+            for label in labels]
 
 
 def _strip(images: torch.Tensor) -> torch.Tensor:

@@ -146,8 +146,9 @@ def render(*, report_dir: str | Path, attacks: list[str] | None = None, tables: 
         if chosen:
             missing = sorted(set(map(str, chosen)) - set(summary[key].astype(str)))
             if missing:
+                present = sorted(map(str, summary[key].unique()), key=report.natural_key)
                 raise ValueError(f"--{key}s {' '.join(missing)}: not in {Path(report_dir) / 'summary.csv'} "
-                                 f"(it has {', '.join(map(str, sorted(summary[key].unique(), key=lambda v: report.natural_key(str(v)))))})")
+                                 f"(it has {', '.join(present)})")
             summary = summary[summary[key].astype(str).isin(set(map(str, chosen)))]
     scope = ([f"round {', '.join(map(str, rounds))}"] if rounds else []) + (
         [f"uploads {', '.join(uploads)}"] if uploads else [])

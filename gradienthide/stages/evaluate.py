@@ -99,9 +99,7 @@ def evaluate_shard(*, reconstructions, private, identity: dict, metrics, budget,
              f"{'' if uploads == 'deployed' else uploads + ' / '}shard {identity['shard']}: "
              f"mean PSNR {result['psnr'].mean():.2f} dB")
     class_names = artifacts.load_json_metadata(dataset, "class_names") if dataset else None
-    labels = result["label"].tolist()
     plots.reconstruction_grid(
         torch.cat(shown_originals), torch.cat(shown_reconstructions), grid, title,
-        original_captions=[class_names[label] if class_names and 0 <= label < len(class_names) else f"label {label}"
-                           for label in labels],
+        original_captions=plots.class_captions(result["label"].tolist(), class_names),
         reconstruction_captions=[f"{value:.1f} dB" for value in result["psnr"]])
