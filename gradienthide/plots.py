@@ -71,7 +71,8 @@ def uploads_note(uploads: str) -> str:
     """How figures name a set of attacked uploads: the real ones, or a privacy probe's batch size."""
     if uploads == "deployed":
         return "attacked uploads: the sampled clients' real uploads"
-    return f"attacked uploads: privacy probes, private batches of {uploads.removeprefix('batch')} images"
+    size = uploads.removeprefix("batch")
+    return f"attacked uploads: privacy probes, private batches of {size} image{'' if size == '1' else 's'}"
 
 
 def attack_budget(settings: dict) -> str:
@@ -319,6 +320,18 @@ def accuracy_by_round(accuracy: pd.DataFrame, path: str | Path, context: FigureC
 VERDICT_MARKERS = {"frontier": "full", "undecided": "left", "dominated": "none"}
 
 
+def no_defense_reference(table: pd.DataFrame, attack: str, round_number: int) -> pd.DataFrame:
+    """The no-defense rows to draw as a reference in the (attack, round) panel of a figure by
+    round: none when the panel has its own no-defense run or is the reference attack itself;
+    else the no-defense run under plain REFERENCE_ATTACK at that round (an adaptive attacker runs
+    against the defense it targets only, and against no defense it is that attack)."""
+    rows = table[(table["attack"] == attack) & (table["round"] == round_number)]
+    if attack == REFERENCE_ATTACK or NO_DEFENSE in set(rows["defense"]):
+        return table.iloc[:0]
+    return table[(table["attack"] == REFERENCE_ATTACK) & (table["round"] == round_number)
+                 & (table["defense"] == NO_DEFENSE)]
+
+
 def _panels(table: pd.DataFrame, context: FigureContext) -> list[tuple[str, int]]:
     """(attack, round) panels in the config's attack order; the round is named only when several."""
     attacks = context.attack_order(table["attack"])
@@ -409,7 +422,7 @@ def budget_curves(curves: pd.DataFrame, summary: pd.DataFrame, path: str | Path,
     colours = family_colours(curves, context.runs)
     family_of = dict(zip(curves["defense"], curves["defense_name"]))
     order = report.run_order(curves, context.runs)
-    limited = set()
+    limited, referenced = set(), False
     if "budget_limited" in summary:
         flagged = summary[summary["budget_limited"].astype(str).str.lower() == "true"]
         limited = set(zip(flagged["defense"], flagged["attack"], flagged["round"]))
@@ -427,6 +440,11 @@ def budget_curves(curves: pd.DataFrame, summary: pd.DataFrame, path: str | Path,
                     end = line.iloc[-1]
                     axis.plot(end["iterations"], end["psnr_mean"], "*", markersize=9, color=colours[run],
                               markeredgecolor="black", markeredgewidth=0.5, zorder=5)
+            reference = no_defense_reference(curves, attack, round_number)
+            if len(reference):  # the no-defense PSNR at its attack's full budget
+                referenced = True
+                axis.axhline(reference.sort_values("iterations")["psnr_mean"].iloc[-1], color=colours[NO_DEFENSE],
+                             linestyle=":", linewidth=0.9)
             unit = "L-BFGS steps" if "steps" in context.budgets.get(attack, "") else "iterations"
             _psnr_against_log_x(axis, ticks=sorted(rows["iterations"].unique()), xlabel=unit,
                                 title=f"{attack}" + (f", round {round_number}" if several_rounds else ""),
@@ -435,6 +453,9 @@ def budget_curves(curves: pd.DataFrame, summary: pd.DataFrame, path: str | Path,
                    for run in order]
         handles.append(Line2D([], [], color="#555555", marker="*", markersize=8, linestyle="",
                               label="budget-limited: rose beyond its interval\nover the last doubling"))
+        if referenced:
+            handles.append(Line2D([], [], color=colours[NO_DEFENSE], linestyle=":",
+                                  label=f"{NO_DEFENSE} under plain {REFERENCE_ATTACK}, its full\nbudget (panels without {NO_DEFENSE})"))
         figure.tight_layout(h_pad=1.2, w_pad=0.8)
         _legend_outside_data(figure, spare, handles,
                              title="\n".join(textwrap.wrap(f"bands: {BOOTSTRAP_NOTE}; {_replicates_note(summary)}", 38)))
@@ -472,7 +493,7 @@ def psnr_by_batch_size(summary: pd.DataFrame, path: str | Path, context: FigureC
     probed = summary[summary["attack"].isin({attack for attack, _ in panels})]
     order = report.run_order(probed, context.runs)  # colours as in the other figures, legend of what is shown
     sizes = sorted(summary["private_batch"].dropna().unique())
-    shown_deployed = False
+    shown_deployed = referenced = False
     with sns.axes_style("whitegrid"):
         figure, axes, spare = _grid(len(panels), 3, PAGE_WIDTH / 3, 2.4)
         for axis, (attack, round_number) in zip(axes, panels):
@@ -491,6 +512,12 @@ def psnr_by_batch_size(summary: pd.DataFrame, path: str | Path, context: FigureC
                                   fmt="s" if deployed else "o", markersize=4 if deployed else 3, linewidth=1.0,
                                   color=colours[run], ecolor=colours[run], elinewidth=0.7, capsize=1.5,
                                   markerfacecolor="white" if deployed else colours[run], linestyle="" if deployed else "-")
+            reference = no_defense_reference(summary, attack, round_number)
+            reference = reference[reference["uploads"] != "deployed"].sort_values("private_batch")
+            if len(reference):
+                referenced = True
+                axis.plot(reference["private_batch"], reference["psnr_mean"], linestyle=":", marker="o", markersize=3,
+                          markerfacecolor="white", linewidth=1.0, color=colours[NO_DEFENSE])
             ticks = sorted(rows["private_batch"].dropna().unique()) or sizes
             _psnr_against_log_x(axis, ticks=ticks, xlabel="private batch size",
                                 title=f"{attack}" + (f", round {round_number}" if several_rounds else ""),
@@ -501,6 +528,10 @@ def psnr_by_batch_size(summary: pd.DataFrame, path: str | Path, context: FigureC
         if shown_deployed:
             handles.append(Line2D([], [], color="#555555", marker="s", markerfacecolor="white", linestyle="",
                                   label="real uploads (their own protocol),\nat their mean batch"))
+        if referenced:
+            handles.append(Line2D([], [], color=colours[NO_DEFENSE], linestyle=":", marker="o", markersize=3,
+                                  markerfacecolor="white",
+                                  label=f"{NO_DEFENSE} under plain {REFERENCE_ATTACK} (reference,\npanels without {NO_DEFENSE})"))
         figure.tight_layout(h_pad=1.2, w_pad=0.8)
         _legend_outside_data(figure, spare, handles,
                              title="\n".join(textwrap.wrap(f"bars: {BOOTSTRAP_NOTE}; {_replicates_note(summary)}", 38)))

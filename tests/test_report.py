@@ -240,6 +240,18 @@ def synthetic_study():
         [block], context
 
 
+def test_panels_of_an_attack_without_the_no_defense_run_take_it_from_plain_ig_at_the_same_round():
+    table = pd.DataFrame({"defense": ["none", "gradienthide", "none", "gradienthide", "none"],
+                          "attack": ["ig", "ig", "ig", "adaptive_infer", "ig"],
+                          "round": [1, 1, 200, 200, 1], "psnr_mean": [20.0, 13.0, 18.0, 11.0, 19.0]})
+    reference = plots.no_defense_reference(table, "adaptive_infer", 200)
+    assert list(reference["psnr_mean"]) == [18.0]  # none under ig at round 200, not round 1
+    assert plots.no_defense_reference(table, "ig", 1).empty  # the panel has its own none
+    with_none = pd.concat([table, pd.DataFrame({"defense": ["none"], "attack": ["adaptive_infer"], "round": [200],
+                                                "psnr_mean": [17.0]})])
+    assert plots.no_defense_reference(with_none, "adaptive_infer", 200).empty
+
+
 def draw_all(directory, study) -> dict[str, bytes]:
     metrics, accuracy, summary, frontier, curves, blocks, context = study
     plots.psnr_by_defense(metrics, summary, directory / "psnr.png", context)
