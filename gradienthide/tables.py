@@ -158,8 +158,10 @@ def render(*, report_dir: str | Path, attacks: list[str] | None = None, tables: 
     labeler = labelers.iloc[0] if len(labelers) else "n/a"
     accuracy = summary["public_labeler_accuracy"].dropna() if "public_labeler_accuracy" in summary else pd.Series()
     note = f" (accuracy {100 * accuracy.iloc[0]:.1f}%)" if len(accuracy) else ""
+    images = sorted({int(count) for count in summary["images"].dropna()})
+    cells = f"{images[0]}" if len(images) == 1 else f"{images[0]} to {images[-1]}"  # e.g. probes of several batch sizes
     header = (f"public labels: {labeler}{note}; replicates: {int(summary['replicates'].max())}; images per cell: "
-              f"{int(summary['images'].max())}; accuracy interval: {summary[report.UTILITY_INTERVAL].iloc[0]}; "
+              f"{cells}; accuracy interval: {summary[report.UTILITY_INTERVAL].iloc[0]}; "
               "PSNR interval: 95% bootstrap over replicates and the images within them; (u) undecided, (d) dominated "
               "on the privacy-utility frontier" + (f"; {'; '.join(scope)}" if scope else "") + "\n")
     printers = {"main": lambda: main_table(summary, attacks), "paired": lambda: paired_table(summary, attacks),

@@ -76,6 +76,13 @@ def test_table_prints_a_reports_markdown_tables(tmp_path, capsys):
     assert "| dp-sigma0.1 | -6.0 [-7.0, -5.0], 50 % |" in out
 
 
+def test_table_header_gives_the_range_of_images_per_cell_when_cells_differ(tmp_path, capsys):
+    rows = [_summary_row("none", 18.0), {**_summary_row("none", 12.0), "round": 200, "images": 48}]
+    pd.DataFrame(rows).to_csv(tmp_path / "summary.csv", index=False)
+    assert cli.main(["table", str(tmp_path), "--tables", "main"]) == 0
+    assert "; images per cell: 6 to 48;" in capsys.readouterr().out
+
+
 def test_table_gives_the_accuracy_difference_paired_by_replicate_when_the_run_has_it(tmp_path, capsys):
     rows = [_summary_row("none", 18.0), _summary_row("dp-sigma0.1", 12.0, -6.0)]
     rows[1] |= {"accuracy_diff_mean": -0.021, "accuracy_diff_low": -0.035, "accuracy_diff_high": -0.007}
