@@ -10,11 +10,11 @@ import torch
 from gradienthide import artifacts, dumps, metrics as image_quality
 
 
-def load_semantic_reference(*, metric_settings: dict, model_config: dict, clip: dict, reference_model, dataset):
+def load_semantic_reference(*, metric_settings: dict, model_config: dict, clip: dict, reference_model, class_names):
     from gradienthide import semantic
 
     if metric_settings["semantic_reference"] == "clip":
-        return semantic.ClipReference(clip, artifacts.load_json_metadata(dataset, "class_names"))
+        return semantic.ClipReference(clip, class_names)
     return semantic.NoDefenseReference(reference_model, model_config)
 
 
@@ -58,8 +58,10 @@ def evaluate_shard(*, reconstructions, private, identity: dict, metrics, budget,
     recorded = dict(zip([r.position for r in shard], dumps.read_public_draws(public_draws, [r.position for r in shard])
                         )) if public_draws else {}
     lpips_metric = perceptual.load_lpips(metric_settings["lpips_cache_dir"]) if metric_settings["lpips"] else None
+    # the CLIP reference's classes and the grid's captions
+    class_names = artifacts.load_json_metadata(dataset, "class_names") if dataset else None
     reference = load_semantic_reference(metric_settings=metric_settings, model_config=model_config, clip=clip,
-                                        reference_model=reference_model, dataset=dataset)
+                                        reference_model=reference_model, class_names=class_names)
     tables, budget_tables, shown_originals, shown_reconstructions = [], [], [], []
     for item in shard:
         originals, labels = originals_by_client[item.client]
@@ -98,7 +100,6 @@ def evaluate_shard(*, reconstructions, private, identity: dict, metrics, budget,
     title = (f"{identity['defense']} / {identity['attack']} / seed {identity.get('seed', '-')} / round {identity['round']} / "
              f"{'' if uploads == 'deployed' else uploads + ' / '}shard {identity['shard']}: "
              f"mean PSNR {result['psnr'].mean():.2f} dB")
-    class_names = artifacts.load_json_metadata(dataset, "class_names") if dataset else None
     plots.reconstruction_grid(
         torch.cat(shown_originals), torch.cat(shown_reconstructions), grid, title,
         original_captions=plots.class_captions(result["label"].tolist(), class_names),
