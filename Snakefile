@@ -7,8 +7,11 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 from gradienthide import config as gh_config
+from gradienthide.snakemake_scheduling import keep_one_reevaluation_timer
 
 min_version("9.0")
+# select jobs when one ends, not once a second for every job finished so far (see the module)
+keep_one_reevaluation_timer()
 
 # A --configfile given on the command line is a whole experiment; otherwise the default.
 if not workflow.overwrite_configfiles:

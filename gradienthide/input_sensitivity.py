@@ -134,6 +134,8 @@ def _pushed_tangents(features: nn.Sequential, images: torch.Tensor, tangents: to
             pass
         elif isinstance(layer, _DIAGONAL):
             derivative = jvp(layer, (hidden,), (torch.ones_like(hidden),))[1]  # [B, ...]
+            if derivative.dim() == 4:  # in the convolutions' layout: the product needs no copy before the next one
+                derivative = derivative.contiguous(memory_format=torch.channels_last)
             tangent, shared = tangent * derivative.unsqueeze(1), False
         else:  # pooling: through jvp, each tangent at its image
             flat = tangent.expand(batch, *tangent.shape) if shared else tangent
@@ -146,13 +148,18 @@ def _pushed_tangents(features: nn.Sequential, images: torch.Tensor, tangents: to
 
 
 @torch.no_grad()  # no graph through the weights: only the values are used (torch.func's transforms still run)
-def input_sensitivity(features: nn.Module, images: torch.Tensor, max_elements: int = 2 ** 26) -> torch.Tensor:
+def input_sensitivity(features: nn.Module, images: torch.Tensor, max_elements: int | None = None) -> torch.Tensor:
     """||d features(x)_f / d x|| for every image x of `images` and feature f, shape [B, F].
 
     Exact: grouped forward-mode passes where the structure allows (module docstring),
     otherwise the dense Jacobian, whichever side of it has fewer passes. `max_elements`
-    bounds the tangents held at once (images are taken in chunks).
+    bounds the tangents held at once (images are taken in chunks). On a CPU the default,
+    2**23 (32 MB of float32), keeps a chunk's widest tangents within a last-level cache: with
+    the channels-last derivatives, a batch of 16 at 3x32x32 on the ConvNet runs about 2x
+    faster than in one chunk of 2**26 (bench/soteria_chunks.py); elsewhere it is 2**26.
     """
+    if max_elements is None:
+        max_elements = 2 ** 23 if images.device.type == "cpu" else 2 ** 26
     images = images.detach()
     feature_count = features(images[:1]).shape[1]
     groups = pixel_groups(features, tuple(images.shape[1:]))

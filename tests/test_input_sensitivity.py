@@ -45,6 +45,16 @@ def test_grouped_sensitivities_equal_the_dense_jacobian_row_norms(name):
     assert torch.allclose(input_sensitivity(features, images), expected, rtol=1e-5, atol=1e-7)
 
 
+def test_chunks_of_images_give_the_sensitivities_of_one_chunk():
+    # the CPU default pushes a few images at a time (cache-sized chunks); the split must not show
+    features, shape = _features("convnet normalized rgb")
+    images = torch.rand(5, *shape, generator=torch.Generator().manual_seed(2))
+    whole = input_sensitivity(features, images, max_elements=2 ** 30)
+    one_at_a_time = input_sensitivity(features, images, max_elements=1)
+    assert torch.allclose(one_at_a_time, whole, rtol=1e-6, atol=1e-8)
+    assert torch.allclose(input_sensitivity(features, images), whole, rtol=1e-6, atol=1e-8)
+
+
 @pytest.mark.parametrize("name", ["convnet relu", "convnet normalized rgb", "convnet batchnorm"])
 def test_pixel_groups_are_fewer_than_pixels_and_never_share_a_feature(name):
     features, shape = _features(name)
