@@ -6,10 +6,12 @@ The earlier revision (--before, default 4f34047) pushed the whole batch's tangen
 to 2**26 elements; [16 images, 243 groups, 16x32x32] is 255 MB of float32) and multiplied them
 by each activation's derivative in the derivative's own memory layout, which cost a copy
 before every convolution. Now, on a CPU, chunks of at most 2**23 elements (32 MB, a
-last-level cache) go through, the derivative in the convolutions' channels-last layout.
+last-level cache; here two images) go through, the derivative in the convolutions'
+channels-last layout. --chunk-exponents also times the current module at other chunk bounds.
 
-Both sides warm up, then alternate for --repeats rounds; the median CPU time of each is
-printed with the ratio, and the two results are checked to agree.
+All sides warm up, then alternate for --repeats rounds; each side's best CPU time is printed
+with its ratio to the earlier revision, and its median and worst (this machine's cache is
+shared, and chunks near its size vary), and all results are checked to agree.
 
 Usage: .venv/bin/python bench/soteria_chunks.py [--before 4f34047] [--batch 16] [--repeats 7]
 """
@@ -50,6 +52,8 @@ def main() -> None:
     parser.add_argument("--before", default="4f34047")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--chunk-exponents", type=int, nargs="*", default=[22, 26],
+                        help="also time the current module with max_elements=2**e for each e")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -62,20 +66,25 @@ def main() -> None:
         before = module_at(args.before, Path(directory))
         sides = {f"at {args.before}": lambda: before.input_sensitivity(features, images),
                  "now": lambda: input_sensitivity(features, images)}
+        for exponent in args.chunk_exponents:
+            sides[f"now, 2**{exponent}"] = (
+                lambda exponent=exponent: input_sensitivity(features, images, max_elements=2 ** exponent))
         results = [side() for side in sides.values()]  # warm-up
-        assert torch.allclose(results[0], results[1], rtol=1e-5, atol=1e-8), "the sensitivities changed"
+        for name, result in zip(sides, results):
+            assert torch.allclose(result, results[0], rtol=1e-5, atol=1e-8), f"{name}: the sensitivities changed"
         times = {name: [] for name in sides}
         for _ in range(args.repeats):
             for name, side in sides.items():
                 start = time.process_time()
                 side()
                 times[name].append(time.process_time() - start)
+    best = {name: min(values) for name, values in times.items()}
+    print(f"CPU seconds per batch of {args.batch} images at 3x32x32 over {args.repeats} alternated rounds")
     medians = {name: statistics.median(values) for name, values in times.items()}
-    print(f"CPU seconds per batch of {args.batch} images at 3x32x32, median of {args.repeats} alternated rounds")
-    for name, value in medians.items():
-        print(f"  {name:14} {value:.4f}")
-    earlier, now = medians.values()
-    print(f"  before / now: {earlier / now:.2f}x")
+    earlier = best[f"at {args.before}"]
+    for name, value in best.items():
+        print(f"  {name:14} best {value:.4f} (before / this {earlier / value:.2f}x), median {medians[name]:.4f}, "
+              f"worst {max(times[name]):.4f}")
 
 
 if __name__ == "__main__":
