@@ -79,8 +79,8 @@ def main() -> None:
                 side()
                 times[name].append(time.process_time() - start)
     best = {name: min(values) for name, values in times.items()}
-    print(f"CPU seconds per batch of {args.batch} images at 3x32x32 over {args.repeats} alternated rounds")
     medians = {name: statistics.median(values) for name, values in times.items()}
+    print(f"CPU seconds per batch of {args.batch} images at 3x32x32 over {args.repeats} alternated rounds")
     earlier = best[f"at {args.before}"]
     for name, value in best.items():
         print(f"  {name:14} best {value:.4f} (before / this {earlier / value:.2f}x), median {medians[name]:.4f}, "
