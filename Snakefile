@@ -35,6 +35,10 @@ ATTACK_ROUNDS = config["training"]["attack_rounds"]
 UPLOADS = gh_config.attacked_uploads(config)
 PROBE_BATCH_SIZES = (config["attack"].get("probes") or {}).get("batch_sizes", [])
 SHARDS = {uploads: list(range(gh_config.shard_count(config, uploads))) for uploads in UPLOADS}
+DEPLOYED = gh_config.DEPLOYED
+# the probes' uploads and shards: one attack_probes job inverts them all for an attack, setting, replicate and round
+PROBE_UPLOADS = [uploads for uploads in UPLOADS if uploads != DEPLOYED]
+PROBE_SHARDS = [(uploads, shard) for uploads in PROBE_UPLOADS for shard in SHARDS[uploads]]
 THREADS = config["threads"]
 
 wildcard_constraints:

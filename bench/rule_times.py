@@ -4,7 +4,7 @@ Reads every `*.tsv` under the run's benchmarks directory (results/benchmarks/ an
 subdirectories; the rule is the first directory below it, or the file's name for rules
 benchmarked at the top level) and prints, per rule: jobs, total and mean wall seconds,
 CPU seconds (user + system, Snakemake's `cpu_time`) and the largest max RSS. With `--split`,
-attack jobs are broken down by attack (`attack: ig`) and training jobs by defense setting
+attack and attack_probes jobs are broken down by attack (`attack_probes: ig`) and training jobs by defense setting
 (`train: soteria`), to see which of them a run's time goes to.
 
 Usage: .venv/bin/python bench/rule_times.py [results/benchmarks] [--markdown] [--split]
@@ -20,8 +20,8 @@ import pandas as pd
 
 
 # where the breakdown of `--split` sits in a job's benchmark path below its rule's directory:
-# attack/<defense>/<attack>/seed<s>/..., train/<defense>/seed<s>.tsv
-SPLIT_LEVEL = {"attack": 2, "train": 1}
+# attack/<defense>/<attack>/seed<s>/..., attack_probes/<defense>/<attack>/seed<s>/..., train/<defense>/seed<s>.tsv
+SPLIT_LEVEL = {"attack": 2, "attack_probes": 2, "train": 1}
 
 
 def rule_of(path: Path, root: Path, split: bool = False) -> str:

@@ -35,6 +35,13 @@ def use_deterministic_algorithms() -> None:
         torch._C._set_deterministic_algorithms(True, warn_only=True)
 
 
+def seed_global_generators(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def start_job(snakemake) -> torch.device:
     """Send logging and progress bars to the rule's log, set threads and determinism.
 
@@ -62,10 +69,7 @@ def start_job(snakemake) -> torch.device:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     use_deterministic_algorithms()
     # a job of one replicate (wildcard seed) seeds with that replicate's seed, others with the data seed
-    seed = int(dict(snakemake.wildcards).get("seed", snakemake.config.get("seed", 0)))
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    seed_global_generators(int(dict(snakemake.wildcards).get("seed", snakemake.config.get("seed", 0))))
     device = pick_device(snakemake.config.get("device", "auto"))
     logging.getLogger("gradienthide").info("rule %s on %s with %d thread(s); wildcards %s",
                                            snakemake.rule, device, snakemake.threads, dict(snakemake.wildcards))

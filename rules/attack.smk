@@ -1,6 +1,7 @@
 rule attack:
-    """Invert one shard of a round's uploads (its real ones, or a probe batch size's). Sees what the server sees:
-    never the private data."""
+    """Invert one shard of a round's real uploads. Sees what the server sees: never the private data."""
+    wildcard_constraints:
+        uploads=DEPLOYED,  # the probes' shards are attack_probes' outputs
     input:
         # the clients' protocol travels in the global model's metadata, as a server sends it
         global_model=uploads_input("global_model"),
@@ -33,11 +34,48 @@ rule attack:
         "../workflow_scripts/attack.py"
 
 
+
+rule attack_probes:
+    """Invert every probe shard of a round (each probe batch size's) in one job: the same reconstructions as an
+    attack job per shard, one process start instead of one per shard. Sees what the server sees: never the private
+    data."""
+    input:
+        # lists aligned with PROBE_UPLOADS
+        global_model=lambda wc: probe_uploads_files("global_model", wc),
+        updates=lambda wc: probe_uploads_files("updates", wc),
+        index=lambda wc: probe_uploads_files("index", wc),
+        public_pool=lambda wc: PUBLIC_POOL if attack_is_given("needs_public_pool", wc.attack, wc.defense) else [],
+        public_draws=lambda wc: (probe_uploads_files("public_draws", wc)
+                                 if attack_is_given("needs_public_draws", wc.attack, wc.defense) else []),
+    output:
+        # aligned with PROBE_SHARDS
+        reconstructions=[shard_file("reconstructions", uploads=uploads, shard=shard) for uploads, shard in PROBE_SHARDS],
+    params:
+        attack=lambda wc: wc.attack,
+        attack_params=lambda wc: gh_config.attack_params(config, wc.attack),
+        model_config=config["model"],
+        defense_name=lambda wc: RUNS[wc.defense].defense,
+        defense_params=lambda wc: RUNS[wc.defense].params,
+        probe_shards=[{"uploads": PROBE_UPLOADS.index(uploads),
+                       "positions": gh_config.shard_positions(config, shard, uploads)} for uploads, shard in PROBE_SHARDS],
+        seed=lambda wc: int(wc.seed),
+    log:
+        f"{OUT}/logs/attack_probes/{{defense}}/{{attack}}/seed{{seed}}/round{{round}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/attack_probes/{{defense}}/{{attack}}/seed{{seed}}/round{{round}}.tsv"
+    threads: THREADS
+    resources:
+        runtime=240 * max(1, len(PROBE_SHARDS)),
+    conda:
+        "../envs/gradienthide.yaml"
+    script:
+        "../workflow_scripts/attack_probes.py"
+
 rule evaluate:
     """Score a shard's reconstructions against the private originals (PSNR, SSIM, LPIPS, semantic match), and
     its budget checkpoints (PSNR, SSIM); draw them."""
     input:
-        reconstructions=rules.attack.output.reconstructions,
+        reconstructions=shard_file("reconstructions"),  # attack's, or attack_probes' for a probe shard
         private=uploads_input("private"),
         # the semantic reference: the no-defense run's final model, or CLIP with the class names
         reference_model=SEMANTIC_REFERENCE_MODEL,

@@ -80,6 +80,11 @@ def uploads_input(what):
     return lambda wc: uploads_file(what, wc.defense, wc.round, wc.seed, wc.uploads)
 
 
+def probe_uploads_files(what, wc):
+    """An attack_probes job's file `what` of each probe batch size's uploads, in PROBE_UPLOADS order."""
+    return [uploads_file(what, wc.defense, wc.round, wc.seed, uploads) for uploads in PROBE_UPLOADS]
+
+
 def shard_file(what, defense="{defense}", attack="{attack}", round_number="{round}", shard="{shard}", seed="{seed}",
                uploads="{uploads}"):
     return layout.shard_file(OUT, defense=defense, attack=attack, seed=seed, round_number=round_number, shard=shard,

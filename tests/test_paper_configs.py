@@ -117,9 +117,10 @@ def test_paper_configs_without_their_files_name_what_is_missing(repo, tmp_path):
 
 
 def test_cifar10_verdict_config_dry_run_plans_probe_jobs_per_batch_size(repo, tmp_path, cifar_subset):
-    """configs/cifar10_verdict.yaml plans, per replicate, a training job per defense setting and an
-    attack and evaluation job per (attack, targeted setting, round, probe batch size, shard); the
-    real uploads are not attacked (attack.deployed: false)."""
+    """configs/cifar10_verdict.yaml plans, per replicate, a training job per defense setting, an
+    attack_probes job per (attack, targeted setting, round) that inverts every probe batch size's
+    shards, and an evaluation job per shard; the real uploads are not attacked (attack.deployed:
+    false). Through the SLURM profile, each attack_probes job asks for a GPU."""
     from gradienthide.config import attacked_uploads_of
 
     with open(repo / "configs" / "cifar10_verdict.yaml") as handle:
@@ -127,7 +128,8 @@ def test_cifar10_verdict_config_dry_run_plans_probe_jobs_per_batch_size(repo, tm
     config["data"]["path"] = str(cifar_subset)
     config.setdefault("metrics", {})["lpips_cache_dir"] = str(tmp_path / "no-lpips")
     config_file = write_config(tmp_path / "config.yaml", config)
-    result = run_snakemake(repo, tmp_path, config_file, "-n")
+    result = run_snakemake(repo, tmp_path, config_file, "-n", "--profile", str(repo / "profiles" / "slurm"),
+                           "--slurm-no-account")
     jobs = planned_jobs(result.stdout + result.stderr)
     planned = Counter(rule for rule, _ in jobs)
 
@@ -139,10 +141,16 @@ def test_cifar10_verdict_config_dry_run_plans_probe_jobs_per_batch_size(repo, tm
               for seed in seeds for r in rounds for uploads in attacked_uploads_of(validated, attack)
               for s in range(shard_count(validated, uploads))}
     assert {uploads for *_, uploads, _ in wanted} == {"batch1", "batch4", "batch16"}
-    attack_jobs = [dict(part.split("=", 1) for part in wildcards.split(", ")) for rule, wildcards in jobs
-                   if rule == "attack"]
-    assert {(j["defense"], j["attack"], j["seed"], j["round"], j["uploads"], j["shard"]) for j in attack_jobs} == wanted
-    assert planned["train"] == len(runs) * len(seeds) and planned["evaluate"] == planned["attack"] == len(wanted)
-    assert planned["psnr_by_batch_size"] == 1
+    probe_jobs = [dict(part.split("=", 1) for part in wildcards.split(", ")) for rule, wildcards in jobs
+                  if rule == "attack_probes"]
+    assert sorted((j["defense"], j["attack"], j["seed"], j["round"]) for j in probe_jobs) == \
+        sorted({job[:4] for job in wanted})
+    evaluations = [dict(part.split("=", 1) for part in wildcards.split(", ")) for rule, wildcards in jobs
+                   if rule == "evaluate"]
+    assert {(j["defense"], j["attack"], j["seed"], j["round"], j["uploads"], j["shard"]) for j in evaluations} == wanted
+    assert planned["train"] == len(runs) * len(seeds) and planned["evaluate"] == len(wanted)
+    assert planned["attack"] == 0 and planned["psnr_by_batch_size"] == 1
+    requested = _resources(result.stdout + result.stderr)["attack_probes"]
+    assert all(r.get("gpu") == "1" and int(r["mem_mb"]) >= 16000 for r in requested)
     print("cifar10_verdict: " + ", ".join(f"{rule} {count}" for rule, count in sorted(planned.items()))
           + f"; {sum(planned.values())} jobs")

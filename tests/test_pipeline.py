@@ -123,11 +123,11 @@ def test_adding_a_seed_plans_only_that_seeds_jobs(finished_run, repo):
     config["seeds"] = [*config["seeds"], 7]
     more = write_config(workdir / "more_seeds.yaml", config)
     jobs = planned_jobs(run_snakemake(repo, workdir, more, "--dry-run").stdout)
-    per_replicate = {(rule, wildcards) for rule, wildcards in jobs if rule in {"train", "attack", "evaluate"}}
+    replicate_rules = {"train", "attack", "attack_probes", "evaluate"}
+    per_replicate = {(rule, wildcards) for rule, wildcards in jobs if rule in replicate_rules}
     assert per_replicate and all("seed=7" in wildcards for _, wildcards in per_replicate)
     assert len({w for r, w in per_replicate if r == "train"}) == 8  # every defense setting, in the new replicate only
-    assert {rule for rule, _ in jobs} - {"train", "attack", "evaluate"} == {"aggregate", "figures", "psnr_by_batch_size",
-                                                                            "all"}
+    assert {rule for rule, _ in jobs} - replicate_rules == {"aggregate", "figures", "psnr_by_batch_size", "all"}
 
 
 def test_second_run_does_nothing(finished_run, repo):
@@ -154,8 +154,9 @@ def test_changing_a_defense_parameter_reruns_only_that_defense(finished_run, rep
     changed = write_config(workdir / "changed.yaml", config)
     jobs = planned_jobs(run_snakemake(repo, workdir, changed, "--dry-run").stdout)
     rules = {rule for rule, _ in jobs}
-    assert rules == {"train", "attack", "evaluate", "aggregate", "figures", "psnr_by_batch_size", "all"}
-    assert all("defense=gradienthide" in wildcards for rule, wildcards in jobs if rule in {"train", "attack", "evaluate"})
+    assert rules == {"train", "attack", "attack_probes", "evaluate", "aggregate", "figures", "psnr_by_batch_size", "all"}
+    assert all("defense=gradienthide" in wildcards for rule, wildcards in jobs
+               if rule in {"train", "attack", "attack_probes", "evaluate"})
     assert {("train", f"defense=gradienthide, seed={seed}") for seed in config["seeds"]} <= jobs
 
 
@@ -182,9 +183,11 @@ def test_attack_jobs_never_read_private_data(finished_run, repo):
     attack_blocks = [b for b in blocks if b.lstrip().startswith("rule attack:")]
     assert attack_blocks and all("private" not in b.split("output:")[0] for b in attack_blocks)
     # the privacy probes' attack jobs too: they read the probe's own dump, never its private images
-    probe_blocks = [b for b in attack_blocks if "uploads=batch4" in b]
+    probe_blocks = [b for b in blocks if b.lstrip().startswith("rule attack_probes:")]
     assert len(probe_blocks) == 2 * 2  # dlg on none and gradienthide, in both replicates
-    assert all("/round2/batch4/updates.safetensors" in b.split("output:")[0] for b in probe_blocks)
+    assert all("/round2/batch4/updates.safetensors" in b.split("output:")[0] and "private" not in b.split("output:")[0]
+               for b in probe_blocks)
+    assert not any("uploads=batch4" in b for b in attack_blocks)
     evaluations = [b for b in blocks if b.lstrip().startswith("rule evaluate:") and "uploads=batch4" in b]
     assert len(evaluations) == 4 and all("/round2/batch4/private.safetensors" in b for b in evaluations)
 
@@ -237,6 +240,37 @@ def test_probe_uploads_are_dumped_attacked_and_evaluated_per_batch_size(finished
     assert set(rows["frontier"]) <= {"dominated", "frontier", "undecided"}
     assert (results / "report" / "psnr_by_batch_size.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+
+
+def test_attack_probes_gives_each_shard_what_an_attack_job_of_its_own_gives(finished_run, tmp_path):
+    """One attack_probes job inverts a round's probe shards in turn: each gets the bytes an attack
+    job of its own writes (here the probe shard and a shard of the real uploads, each redone
+    alone), whatever state the global generators were left in; the pipeline's probe job too."""
+    from gradienthide.config import attack_params, defense_runs, validate_config
+    from gradienthide.stages.attack import attack_probe_shards, attack_shard
+    from gradienthide.workflow import seed_global_generators
+
+    workdir, _, config = finished_run
+    validated = validate_config(copy.deepcopy(config))
+    run = defense_runs(validated)["gradienthide"]
+    round_dir = workdir / "results" / "train" / "gradienthide" / "seed0" / "round2"
+    files = {what: [str(directory / name) for directory in (round_dir / "batch4", round_dir)]
+             for what, name in dumps.ROUND_FILES.items()}
+    shared = dict(attack="dlg", attack_params=attack_params(validated, "dlg"), model_config=validated["model"],
+                  defense_name=run.defense, defense_params=run.params, seed=0)
+    together = [tmp_path / "probe.safetensors", tmp_path / "deployed.safetensors"]
+    torch.manual_seed(12345)  # not the state a job starts from
+    attack_probe_shards(**shared, global_model=files["global_model"], updates=files["updates"], index=files["index"],
+                        probe_shards=[{"uploads": 0, "positions": [0]}, {"uploads": 1, "positions": [0]}],
+                        reconstructions=[str(path) for path in together])
+    for k, path in enumerate(together):
+        alone = tmp_path / f"alone{k}.safetensors"
+        seed_global_generators(0)  # as a job of its own starts
+        attack_shard(**shared, global_model=files["global_model"][k], updates=files["updates"][k],
+                     index=files["index"][k], positions=[0], reconstructions=str(alone))
+        assert path.read_bytes() == alone.read_bytes(), path.name
+    in_pipeline = workdir / "results" / "attack" / "gradienthide" / "dlg" / "seed0" / "round2" / "batch4" / "shard0"
+    assert (in_pipeline / "reconstructions.safetensors").read_bytes() == together[0].read_bytes()
 
 def test_shard_grid_captions_originals_with_class_names_and_reconstructions_with_psnr(finished_run, tmp_path,
                                                                                      monkeypatch):

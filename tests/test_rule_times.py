@@ -38,12 +38,15 @@ def test_a_directory_without_benchmarks_is_named(tmp_path):
 
 
 def test_split_breaks_attack_jobs_down_by_attack_and_training_by_defense(tmp_path):
-    write(tmp_path / "attack" / "none" / "ig" / "seed0" / "round1_batch1_shard0.tsv", 10.0, 9.0, 500)
-    write(tmp_path / "attack" / "dp" / "ig" / "seed0" / "round1_batch1_shard0.tsv", 30.0, 20.0, 700)
-    write(tmp_path / "attack" / "gradienthide" / "adaptive_infer" / "seed0" / "round1_batch1_shard0.tsv", 400.0, 390.0, 900)
+    write(tmp_path / "attack" / "none" / "ig" / "seed0" / "round1_deployed_shard0.tsv", 10.0, 9.0, 500)
+    write(tmp_path / "attack" / "dp" / "ig" / "seed0" / "round1_deployed_shard0.tsv", 30.0, 20.0, 700)
+    write(tmp_path / "attack_probes" / "none" / "ig" / "seed0" / "round1.tsv", 50.0, 45.0, 600)
+    write(tmp_path / "attack_probes" / "gradienthide" / "adaptive_infer" / "seed0" / "round1.tsv", 400.0, 390.0, 900)
     write(tmp_path / "train" / "soteria" / "seed0.tsv", 600.0, 590.0, 800)
     write(tmp_path / "train" / "none" / "seed0.tsv", 35.0, 34.0, 300)
     table = rule_times.rule_table(rule_times.load_benchmarks(tmp_path, split=True))
-    assert list(table.index) == ["train: soteria", "attack: adaptive_infer", "attack: ig", "train: none", "all"]
+    assert list(table.index) == ["train: soteria", "attack_probes: adaptive_infer", "attack_probes: ig", "attack: ig",
+                                 "train: none", "all"]
     assert table.loc["attack: ig", "jobs"] == 2 and table.loc["attack: ig", "total_wall_s"] == 40.0
-    assert rule_times.rule_table(rule_times.load_benchmarks(tmp_path)).loc["attack", "jobs"] == 3  # unsplit
+    unsplit = rule_times.rule_table(rule_times.load_benchmarks(tmp_path))
+    assert unsplit.loc["attack", "jobs"] == 2 and unsplit.loc["attack_probes", "jobs"] == 2

@@ -1,4 +1,5 @@
-"""Stage attack: invert one shard of a round's uploads. Reads only what a server sees."""
+"""Stages attack and attack_probes: invert one shard of a round's uploads, or every probe shard
+of a round. Read only what a server sees."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from gradienthide import artifacts, dumps
 from gradienthide.attacks import AttackTarget, make_attack
 from gradienthide.defenses import make_defense
 from gradienthide.models import as_client_forward, image_shape_of, load_model
+from gradienthide.workflow import seed_global_generators
 
 
 def attack_shard(*, attack: str, attack_params: dict, model_config: dict, defense_name: str, defense_params: dict,
@@ -42,3 +44,23 @@ def attack_shard(*, attack: str, attack_params: dict, model_config: dict, defens
                           for k, (u, (images, used)) in enumerate(zip(uploads, results))],
         attack=attack, label_source=chosen_attack.label_source, findings=chosen_attack.findings())
 
+
+
+def attack_probe_shards(*, attack: str, attack_params: dict, model_config: dict, defense_name: str,
+                        defense_params: dict, global_model: list, updates: list, index: list, probe_shards: list[dict],
+                        seed: int, reconstructions: list, public_pool=None, public_draws: list | None = None,
+                        device="cpu") -> None:
+    """attack_shard on each probe shard of a round, one after another.
+
+    `probe_shards` (aligned with `reconstructions`) gives each shard's positions and, as
+    `uploads`, the index of its probe uploads in `global_model`, `updates`, `index` and
+    `public_draws`. Each shard starts from the global generators seeded as a job of its own
+    starts, so the reconstructions are those of one attack job per shard.
+    """
+    for shard, output in zip(probe_shards, reconstructions, strict=True):
+        k = shard["uploads"]
+        seed_global_generators(seed)
+        attack_shard(attack=attack, attack_params=attack_params, model_config=model_config, defense_name=defense_name,
+                     defense_params=defense_params, global_model=global_model[k], updates=updates[k], index=index[k],
+                     positions=shard["positions"], seed=seed, reconstructions=output, public_pool=public_pool,
+                     public_draws=public_draws[k] if public_draws else None, device=device)
