@@ -74,8 +74,10 @@ rule attack_probes:
 rule evaluate:
     """Score a shard's reconstructions against the private originals (PSNR, SSIM, LPIPS, semantic match), and
     its budget checkpoints (PSNR, SSIM); draw them."""
+    wildcard_constraints:
+        uploads=DEPLOYED,  # the probes' shards are evaluate_probes' outputs
     input:
-        reconstructions=shard_file("reconstructions"),  # attack's, or attack_probes' for a probe shard
+        reconstructions=rules.attack.output.reconstructions,
         private=uploads_input("private"),
         # the semantic reference: the no-defense run's final model, or CLIP with the class names
         reference_model=SEMANTIC_REFERENCE_MODEL,
@@ -111,3 +113,44 @@ rule evaluate:
         "../envs/gradienthide.yaml"
     script:
         "../workflow_scripts/evaluate.py"
+
+
+rule evaluate_probes:
+    """Score every probe shard of an attack_probes job in turn, as an evaluate job per shard would."""
+    input:
+        reconstructions=rules.attack_probes.output.reconstructions,
+        private=lambda wc: probe_uploads_files("private", wc),  # aligned with PROBE_UPLOADS
+        reference_model=SEMANTIC_REFERENCE_MODEL,
+        dataset=DATASET,
+        clip_files=CLIP_FILES if METRICS["semantic_reference"] == "clip" else [],
+        lpips_backbone=LPIPS_BACKBONE,
+        public_draws=lambda wc: (probe_uploads_files("public_draws", wc)
+                                 if attack_is_given("infers_public_draws", wc.attack, wc.defense) else []),
+    output:
+        # aligned with PROBE_SHARDS
+        metrics=[shard_file("metrics", uploads=uploads, shard=shard) for uploads, shard in PROBE_SHARDS],
+        budget=[shard_file("budget", uploads=uploads, shard=shard) for uploads, shard in PROBE_SHARDS],
+        grid=[shard_file("grid", uploads=uploads, shard=shard) for uploads, shard in PROBE_SHARDS],
+    params:
+        identities=lambda wc: [{
+            "defense": wc.defense,
+            "defense_name": RUNS[wc.defense].defense,
+            "attack": wc.attack,
+            "seed": int(wc.seed),
+            "round": int(wc.round),
+            "uploads": uploads,
+            "shard": shard,
+        } for uploads, shard in PROBE_SHARDS],
+        probe_uploads=PROBE_UPLOADS,
+        metric_settings=METRICS,
+        model_config=config["model"],
+        clip=config["labels"]["clip"],
+    log:
+        f"{OUT}/logs/evaluate_probes/{{defense}}/{{attack}}/seed{{seed}}/round{{round}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/evaluate_probes/{{defense}}/{{attack}}/seed{{seed}}/round{{round}}.tsv"
+    threads: 1
+    conda:
+        "../envs/gradienthide.yaml"
+    script:
+        "../workflow_scripts/evaluate_probes.py"

@@ -117,10 +117,10 @@ def test_paper_configs_without_their_files_name_what_is_missing(repo, tmp_path):
 
 
 def test_cifar10_verdict_config_dry_run_plans_probe_jobs_per_batch_size(repo, tmp_path, cifar_subset):
-    """configs/cifar10_verdict.yaml plans, per replicate, a training job per defense setting, an
-    attack_probes job per (attack, targeted setting, round) that inverts every probe batch size's
-    shards, and an evaluation job per shard; the real uploads are not attacked (attack.deployed:
-    false). Through the SLURM profile, each attack_probes job asks for a GPU."""
+    """configs/cifar10_verdict.yaml plans, per replicate, a training job per defense setting, and
+    per (attack, targeted setting, round) an attack_probes job that inverts every probe batch
+    size's shards and an evaluate_probes job that scores them; the real uploads are not attacked
+    (attack.deployed: false). Through the SLURM profile, each attack_probes job asks for a GPU."""
     from gradienthide.config import attacked_uploads_of
 
     with open(repo / "configs" / "cifar10_verdict.yaml") as handle:
@@ -146,10 +146,16 @@ def test_cifar10_verdict_config_dry_run_plans_probe_jobs_per_batch_size(repo, tm
     assert sorted((j["defense"], j["attack"], j["seed"], j["round"]) for j in probe_jobs) == \
         sorted({job[:4] for job in wanted})
     evaluations = [dict(part.split("=", 1) for part in wildcards.split(", ")) for rule, wildcards in jobs
-                   if rule == "evaluate"]
-    assert {(j["defense"], j["attack"], j["seed"], j["round"], j["uploads"], j["shard"]) for j in evaluations} == wanted
-    assert planned["train"] == len(runs) * len(seeds) and planned["evaluate"] == len(wanted)
-    assert planned["attack"] == 0 and planned["psnr_by_batch_size"] == 1
+                   if rule == "evaluate_probes"]
+    assert sorted((j["defense"], j["attack"], j["seed"], j["round"]) for j in evaluations) == \
+        sorted({job[:4] for job in wanted})
+    assert planned["train"] == len(runs) * len(seeds)
+    assert planned["attack"] == planned["evaluate"] == 0 and planned["psnr_by_batch_size"] == 1
+    # every probe shard is an output of one attack_probes and one evaluate_probes job
+    outputs = " ".join(line for line in (result.stdout + result.stderr).splitlines() if line.strip().startswith("output:"))
+    for defense, attack, seed, r, uploads, s in wanted:
+        for name in ("reconstructions.safetensors", "metrics.parquet"):
+            assert outputs.count(f"/attack/{defense}/{attack}/seed{seed}/round{r}/{uploads}/shard{s}/{name}") == 1
     requested = _resources(result.stdout + result.stderr)["attack_probes"]
     assert all(r.get("gpu") == "1" and int(r["mem_mb"]) >= 16000 for r in requested)
     print("cifar10_verdict: " + ", ".join(f"{rule} {count}" for rule, count in sorted(planned.items()))

@@ -123,7 +123,7 @@ def test_adding_a_seed_plans_only_that_seeds_jobs(finished_run, repo):
     config["seeds"] = [*config["seeds"], 7]
     more = write_config(workdir / "more_seeds.yaml", config)
     jobs = planned_jobs(run_snakemake(repo, workdir, more, "--dry-run").stdout)
-    replicate_rules = {"train", "attack", "attack_probes", "evaluate"}
+    replicate_rules = {"train", "attack", "attack_probes", "evaluate", "evaluate_probes"}
     per_replicate = {(rule, wildcards) for rule, wildcards in jobs if rule in replicate_rules}
     assert per_replicate and all("seed=7" in wildcards for _, wildcards in per_replicate)
     assert len({w for r, w in per_replicate if r == "train"}) == 8  # every defense setting, in the new replicate only
@@ -154,9 +154,9 @@ def test_changing_a_defense_parameter_reruns_only_that_defense(finished_run, rep
     changed = write_config(workdir / "changed.yaml", config)
     jobs = planned_jobs(run_snakemake(repo, workdir, changed, "--dry-run").stdout)
     rules = {rule for rule, _ in jobs}
-    assert rules == {"train", "attack", "attack_probes", "evaluate", "aggregate", "figures", "psnr_by_batch_size", "all"}
-    assert all("defense=gradienthide" in wildcards for rule, wildcards in jobs
-               if rule in {"train", "attack", "attack_probes", "evaluate"})
+    per_setting = {"train", "attack", "attack_probes", "evaluate", "evaluate_probes"}
+    assert rules == per_setting | {"aggregate", "figures", "psnr_by_batch_size", "all"}
+    assert all("defense=gradienthide" in wildcards for rule, wildcards in jobs if rule in per_setting)
     assert {("train", f"defense=gradienthide, seed={seed}") for seed in config["seeds"]} <= jobs
 
 
@@ -188,7 +188,7 @@ def test_attack_jobs_never_read_private_data(finished_run, repo):
     assert all("/round2/batch4/updates.safetensors" in b.split("output:")[0] and "private" not in b.split("output:")[0]
                for b in probe_blocks)
     assert not any("uploads=batch4" in b for b in attack_blocks)
-    evaluations = [b for b in blocks if b.lstrip().startswith("rule evaluate:") and "uploads=batch4" in b]
+    evaluations = [b for b in blocks if b.lstrip().startswith("rule evaluate_probes:")]
     assert len(evaluations) == 4 and all("/round2/batch4/private.safetensors" in b for b in evaluations)
 
 

@@ -1,4 +1,5 @@
-"""Stage evaluate: score a shard's reconstructions against the private originals, and draw them."""
+"""Stages evaluate and evaluate_probes: score a shard's reconstructions (or every probe shard's of
+a round) against the private originals, and draw them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pandas as pd
 import torch
 
 from gradienthide import artifacts, dumps, metrics as image_quality
+from gradienthide.workflow import seed_global_generators
 
 
 def load_semantic_reference(*, metric_settings: dict, model_config: dict, clip: dict, reference_model, class_names):
@@ -104,3 +106,22 @@ def evaluate_shard(*, reconstructions, private, identity: dict, metrics, budget,
         torch.cat(shown_originals), torch.cat(shown_reconstructions), grid, title,
         original_captions=plots.class_captions(result["label"].tolist(), class_names),
         reconstruction_captions=[f"{value:.1f} dB" for value in result["psnr"]])
+
+
+def evaluate_probe_shards(*, reconstructions: list, private: list, identities: list[dict], probe_uploads: list[str],
+                          metrics: list, budget: list, grid: list, metric_settings: dict, model_config: dict,
+                          clip: dict, reference_model=None, dataset=None, public_draws: list | None = None) -> None:
+    """evaluate_shard on each probe shard of a round, one after another.
+
+    `identities`, `reconstructions`, `metrics`, `budget` and `grid` are aligned, a shard each;
+    `private` and `public_draws` are aligned with `probe_uploads` and picked by the identity's
+    uploads. Each shard starts from the global generators seeded as a job of its own starts.
+    """
+    for identity, shard_reconstructions, shard_metrics, shard_budget, shard_grid in zip(
+            identities, reconstructions, metrics, budget, grid, strict=True):
+        k = probe_uploads.index(identity["uploads"])
+        seed_global_generators(identity["seed"])
+        evaluate_shard(reconstructions=shard_reconstructions, private=private[k], identity=identity,
+                       metrics=shard_metrics, budget=shard_budget, grid=shard_grid, metric_settings=metric_settings,
+                       model_config=model_config, clip=clip, reference_model=reference_model, dataset=dataset,
+                       public_draws=public_draws[k] if public_draws else None)
