@@ -51,9 +51,10 @@ def probe_metrics(output_dir: Path) -> list[Path]:
 
 def snakemake(source: Path, workdir: Path, *targets: str) -> float:
     """Wall seconds of one snakemake run of `source`'s Snakefile and package."""
-    command = [str(Path(sys.executable).parent / "snakemake"), "--snakefile", str(source / "Snakefile"),
+    # the targets first: --quiet takes any number of values
+    command = [str(Path(sys.executable).parent / "snakemake"), *targets, "--snakefile", str(source / "Snakefile"),
                "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores", "2",
-               "--workflow-profile", "none", "--quiet", *targets]
+               "--workflow-profile", "none", "--quiet", "all"]
     environment = {**os.environ, "PYTHONPATH": str(source)}
     start = time.perf_counter()
     result = subprocess.run(command, env=environment, capture_output=True, text=True)

@@ -34,7 +34,6 @@ rule attack:
         "../workflow_scripts/attack.py"
 
 
-
 rule attack_probes:
     """Invert every probe shard of a round (each probe batch size's) in one job: the same reconstructions as an
     attack job per shard, one process start instead of one per shard. Sees what the server sees: never the private
@@ -56,8 +55,9 @@ rule attack_probes:
         model_config=config["model"],
         defense_name=lambda wc: RUNS[wc.defense].defense,
         defense_params=lambda wc: RUNS[wc.defense].params,
-        probe_shards=[{"uploads": PROBE_UPLOADS.index(uploads),
-                       "positions": gh_config.shard_positions(config, shard, uploads)} for uploads, shard in PROBE_SHARDS],
+        probe_shards=[{"uploads": uploads, "positions": gh_config.shard_positions(config, shard, uploads)}
+                      for uploads, shard in PROBE_SHARDS],
+        probe_uploads=PROBE_UPLOADS,
         seed=lambda wc: int(wc.seed),
     log:
         f"{OUT}/logs/attack_probes/{{defense}}/{{attack}}/seed{{seed}}/round{{round}}.log",
@@ -70,6 +70,7 @@ rule attack_probes:
         "../envs/gradienthide.yaml"
     script:
         "../workflow_scripts/attack_probes.py"
+
 
 rule evaluate:
     """Score a shard's reconstructions against the private originals (PSNR, SSIM, LPIPS, semantic match), and

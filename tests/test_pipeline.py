@@ -261,7 +261,8 @@ def test_attack_probes_gives_each_shard_what_an_attack_job_of_its_own_gives(fini
     together = [tmp_path / "probe.safetensors", tmp_path / "deployed.safetensors"]
     torch.manual_seed(12345)  # not the state a job starts from
     attack_probe_shards(**shared, global_model=files["global_model"], updates=files["updates"], index=files["index"],
-                        probe_shards=[{"uploads": 0, "positions": [0]}, {"uploads": 1, "positions": [0]}],
+                        probe_shards=[{"uploads": "batch4", "positions": [0]}, {"uploads": "deployed", "positions": [0]}],
+                        probe_uploads=["batch4", "deployed"],
                         reconstructions=[str(path) for path in together])
     for k, path in enumerate(together):
         alone = tmp_path / f"alone{k}.safetensors"

@@ -45,20 +45,19 @@ def attack_shard(*, attack: str, attack_params: dict, model_config: dict, defens
         attack=attack, label_source=chosen_attack.label_source, findings=chosen_attack.findings())
 
 
-
 def attack_probe_shards(*, attack: str, attack_params: dict, model_config: dict, defense_name: str,
                         defense_params: dict, global_model: list, updates: list, index: list, probe_shards: list[dict],
-                        seed: int, reconstructions: list, public_pool=None, public_draws: list | None = None,
-                        device="cpu") -> None:
+                        probe_uploads: list[str], seed: int, reconstructions: list, public_pool=None,
+                        public_draws: list | None = None, device="cpu") -> None:
     """attack_shard on each probe shard of a round, one after another.
 
-    `probe_shards` (aligned with `reconstructions`) gives each shard's positions and, as
-    `uploads`, the index of its probe uploads in `global_model`, `updates`, `index` and
-    `public_draws`. Each shard starts from the global generators seeded as a job of its own
-    starts, so the reconstructions are those of one attack job per shard.
+    `probe_shards` (aligned with `reconstructions`) gives each shard's uploads and positions;
+    `global_model`, `updates`, `index` and `public_draws` are aligned with `probe_uploads`. Each
+    shard starts from the global generators seeded as a job of its own starts, so the
+    reconstructions are those of one attack job per shard.
     """
     for shard, output in zip(probe_shards, reconstructions, strict=True):
-        k = shard["uploads"]
+        k = probe_uploads.index(shard["uploads"])
         seed_global_generators(seed)
         attack_shard(attack=attack, attack_params=attack_params, model_config=model_config, defense_name=defense_name,
                      defense_params=defense_params, global_model=global_model[k], updates=updates[k], index=index[k],
