@@ -47,8 +47,7 @@ rule attack_probes:
         public_draws=lambda wc: (probe_uploads_files("public_draws", wc)
                                  if attack_is_given("needs_public_draws", wc.attack, wc.defense) else []),
     output:
-        # aligned with PROBE_SHARDS
-        reconstructions=[shard_file("reconstructions", uploads=uploads, shard=shard) for uploads, shard in PROBE_SHARDS],
+        reconstructions=probe_shard_files("reconstructions"),
     params:
         attack=lambda wc: wc.attack,
         attack_params=lambda wc: gh_config.attack_params(config, wc.attack),
@@ -93,15 +92,7 @@ rule evaluate:
         budget=shard_file("budget"),
         grid=shard_file("grid"),
     params:
-        identity=lambda wc: {
-            "defense": wc.defense,
-            "defense_name": RUNS[wc.defense].defense,
-            "attack": wc.attack,
-            "seed": int(wc.seed),
-            "round": int(wc.round),
-            "uploads": wc.uploads,
-            "shard": int(wc.shard),
-        },
+        identity=lambda wc: shard_identity(wc, wc.uploads, int(wc.shard)),
         metric_settings=METRICS,
         model_config=config["model"],
         clip=config["labels"]["clip"],
@@ -128,20 +119,11 @@ rule evaluate_probes:
         public_draws=lambda wc: (probe_uploads_files("public_draws", wc)
                                  if attack_is_given("infers_public_draws", wc.attack, wc.defense) else []),
     output:
-        # aligned with PROBE_SHARDS
-        metrics=[shard_file("metrics", uploads=uploads, shard=shard) for uploads, shard in PROBE_SHARDS],
-        budget=[shard_file("budget", uploads=uploads, shard=shard) for uploads, shard in PROBE_SHARDS],
-        grid=[shard_file("grid", uploads=uploads, shard=shard) for uploads, shard in PROBE_SHARDS],
+        metrics=probe_shard_files("metrics"),
+        budget=probe_shard_files("budget"),
+        grid=probe_shard_files("grid"),
     params:
-        identities=lambda wc: [{
-            "defense": wc.defense,
-            "defense_name": RUNS[wc.defense].defense,
-            "attack": wc.attack,
-            "seed": int(wc.seed),
-            "round": int(wc.round),
-            "uploads": uploads,
-            "shard": shard,
-        } for uploads, shard in PROBE_SHARDS],
+        identities=lambda wc: [shard_identity(wc, uploads, shard) for uploads, shard in PROBE_SHARDS],
         probe_uploads=PROBE_UPLOADS,
         metric_settings=METRICS,
         model_config=config["model"],

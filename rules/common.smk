@@ -81,8 +81,19 @@ def uploads_input(what):
 
 
 def probe_uploads_files(what, wc):
-    """An attack_probes job's file `what` of each probe batch size's uploads, in PROBE_UPLOADS order."""
+    """A probe job's file `what` of each probe batch size's uploads, in PROBE_UPLOADS order."""
     return [uploads_file(what, wc.defense, wc.round, wc.seed, uploads) for uploads in PROBE_UPLOADS]
+
+
+def probe_shard_files(what):
+    """A probe job's file `what` of every probe shard, in PROBE_SHARDS order (patterns in the other wildcards)."""
+    return [shard_file(what, uploads=uploads, shard=shard) for uploads, shard in PROBE_SHARDS]
+
+
+def shard_identity(wc, uploads, shard):
+    """The columns that say which job a shard's metric rows come from."""
+    return {"defense": wc.defense, "defense_name": RUNS[wc.defense].defense, "attack": wc.attack,
+            "seed": int(wc.seed), "round": int(wc.round), "uploads": uploads, "shard": shard}
 
 
 def shard_file(what, defense="{defense}", attack="{attack}", round_number="{round}", shard="{shard}", seed="{seed}",
